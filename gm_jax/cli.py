@@ -1,0 +1,227 @@
+"""The ``gm-jax`` command: train, sample, evaluate, list.
+
+Every user error (unknown name, bad ``--set``, missing work dir or data) prints one line on stderr and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from gm_jax.errors import GMJaxError
+
+CONFIG_FILE = "config.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise GMJaxError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parse_sets(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise GMJaxError(f"--set expects field=value, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _split_overrides(sets: dict, model_cls, train_cls):
+    """Routes each ``--set`` field to the model config or the train config (their names are disjoint)."""
+    import dataclasses
+
+    model_fields = {f.name for f in dataclasses.fields(model_cls)}
+    train_fields = {f.name for f in dataclasses.fields(train_cls)}
+    model_sets, train_sets = {}, {}
+    for k, v in sets.items():
+        if k in model_fields:
+            model_sets[k] = v
+        elif k in train_fields:
+            train_sets[k] = v
+        else:
+            raise GMJaxError(f"unknown config field '{k}'; model fields: {', '.join(sorted(model_fields))}; "
+                             f"training fields: {', '.join(sorted(train_fields))}")
+    return model_sets, train_sets
+
+
+def _model_entry(name: str):
+    from gm_jax.models import MODELS
+
+    if name not in MODELS:
+        raise GMJaxError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def _load_run(workdir: str, data_dir: str | None):
+    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``."""
+    from gm_jax.data import load_dataset
+    from gm_jax.models import config_from_dict
+    from gm_jax.train import TrainConfig
+
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise GMJaxError(f"no gm-jax run in '{workdir}' ({CONFIG_FILE} missing); train one with "
+                         f"`gm-jax train MODEL --dataset NAME --workdir {workdir}`")
+    with open(path) as f:
+        run = json.load(f)
+    config_cls, model_cls = _model_entry(run["model"])
+    dataset = load_dataset(run["dataset"], data_dir or run.get("data_dir"))
+    model = model_cls(config_from_dict(config_cls, run["model_config"]), dataset.spec)
+    return run, model, dataset, config_from_dict(TrainConfig, run["train_config"])
+
+
+def cmd_train(args) -> int:
+    from gm_jax.data import load_dataset
+    from gm_jax.models import config_to_dict, config_from_dict, override
+    from gm_jax.train import TrainConfig, fit
+
+    config_cls, model_cls = _model_entry(args.model)
+    sets = _parse_sets(args.set)
+    if args.steps is not None:
+        sets["steps"] = str(args.steps)
+    model_sets, train_sets = _split_overrides(sets, config_cls, TrainConfig)
+    workdir = args.workdir or os.path.join("runs", f"{args.model}_{args.dataset.replace('/', '_')}")
+    model_cfg, train_cfg = config_cls(), TrainConfig(**getattr(model_cls, "default_train", {}))
+    saved = os.path.join(workdir, CONFIG_FILE)
+    if os.path.isfile(saved):  # resume: the saved configs, with this command's overrides on top
+        with open(saved) as f:
+            run = json.load(f)
+        if (run["model"], run["dataset"]) != (args.model, args.dataset):
+            raise GMJaxError(f"{workdir} holds a {run['model']} run on {run['dataset']}; use another --workdir")
+        model_cfg = config_from_dict(config_cls, run["model_config"])
+        train_cfg = config_from_dict(TrainConfig, run["train_config"])
+    model_cfg, train_cfg = override(model_cfg, model_sets), override(train_cfg, train_sets)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    model = model_cls(model_cfg, dataset.spec)
+    os.makedirs(workdir, exist_ok=True)
+    run = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
+           "model_config": config_to_dict(model_cfg), "train_config": config_to_dict(train_cfg)}
+    with open(saved + ".tmp", "w") as f:
+        json.dump(run, f, indent=2)
+    os.replace(saved + ".tmp", saved)
+    results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run)
+    _print_results(results)
+    print(f"samples: {os.path.join(workdir, 'samples.png')}")
+    return 0
+
+
+def _print_results(results: dict) -> None:
+    for key in ("model", "dataset", "steps", "num_params", "test_nll_nats", "test_bits_per_dim"):
+        if key in results:
+            v = results[key]
+            print(f"{key:>18}: {v:.4f}" if isinstance(v, float) else f"{key:>18}: {v}")
+
+
+def cmd_sample(args) -> int:
+    import jax
+    import numpy as np
+
+    from gm_jax.train import eval_variables, restore_state
+    from gm_jax.visualize import save_samples_png
+
+    if args.num < 1:
+        raise GMJaxError(f"--num must be >= 1, got {args.num}")
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in (".png", ".npz"):
+        raise GMJaxError(f"--out must end in .png or .npz, got '{args.out}'")
+    _, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
+    state = restore_state(model, dataset, train_cfg, args.workdir)
+    kw = {} if args.mode is None else {"mode": args.mode}
+    sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
+    samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
+    if ext == ".npz":
+        np.savez(args.out, samples=samples)
+    else:
+        save_samples_png(samples, dataset.spec, args.out)
+    print(f"wrote {args.num} samples to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from gm_jax import parallel
+    from gm_jax.train import evaluation, restore_state
+    from gm_jax.train.loop import _write_json
+
+    run, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
+    state = restore_state(model, dataset, train_cfg, args.workdir)
+    import jax
+
+    from gm_jax.models import num_params
+
+    results_path = os.path.join(args.workdir, "results.json")
+    results = {}
+    if os.path.isfile(results_path):
+        with open(results_path) as f:
+            results = json.load(f)
+    results.update({"model": run["model"], "dataset": run["dataset"], "steps": int(jax.device_get(state.step)),
+                    "num_params": num_params(state.params)})
+    if not model.has_log_prob:
+        print(f"{run['model']} has no likelihood; nothing to evaluate yet", file=sys.stderr)
+    results.update(evaluation(model, dataset, state, train_cfg, parallel.make_mesh()))
+    _write_json(results_path, results)
+    _print_results(results)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from gm_jax.data import EMBEDDED
+    from gm_jax.models import MODELS
+
+    print("models:   " + ", ".join(sorted(MODELS)))
+    print("datasets: " + ", ".join(EMBEDDED) + " (embedded); any TFDS catalog name (mnist, cifar10, ...) "
+          "when prepared or downloadable")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gm-jax", description="Deep generative models in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model (resumes from --workdir when it holds a run)")
+    t.add_argument("model")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--workdir")
+    t.add_argument("--data-dir")
+    t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (repeatable)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--num", type=int, default=64)
+    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (array 'samples')")
+    s.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data-dir")
+    s.set_defaults(fn=cmd_sample)
+
+    e = sub.add_parser("evaluate", help="evaluate a trained run; rewrites results.json")
+    e.add_argument("--workdir", required=True)
+    e.add_argument("--data-dir")
+    e.set_defaults(fn=cmd_evaluate)
+
+    lst = sub.add_parser("list", help="list models and datasets")
+    lst.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    except GMJaxError as e:
+        print(f"gm-jax: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gm-jax: interrupted; the latest checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

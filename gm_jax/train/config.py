@@ -1,0 +1,52 @@
+"""Training hyper-parameters shared by every model (the model's own live in its config)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from gm_jax.errors import GMJaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Fields are set from the CLI with ``--set name=value`` (``--steps`` sets ``steps``).
+
+    lr schedule: linear warm-up over ``warmup_steps`` then ``schedule`` (constant, cosine or linear decay
+    to ``lr * final_lr_ratio`` at ``steps``). ``grad_clip`` > 0 clips the global gradient norm.
+    ``ema_decay`` > 0 keeps an exponential moving average of the parameters, used for sampling and
+    evaluation. Data smaller than ``max_device_bytes`` is kept on device; larger data streams from disk.
+    """
+
+    steps: int = 2000
+    batch_size: int = 128
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    final_lr_ratio: float = 0.0
+    grad_clip: float = 0.0
+    ema_decay: float = 0.0
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    sample_every: int = 0
+    num_samples: int = 64
+    eval_batch_size: int = 256
+    eval_max_examples: int = 0
+    max_device_bytes: int = 1 << 30
+
+    def validate(self):
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise GMJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise GMJaxError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise GMJaxError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.grad_clip < 0 or self.warmup_steps < 0 or self.sample_every < 0:
+            raise GMJaxError("grad_clip, warmup_steps and sample_every must be >= 0")
