@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import pytest
+
+from gm_jax.cli import main
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "no_such_model"], "unknown model 'no_such_model'"),
+    (["train", "vae", "--set", "no_field=1"], "unknown config field 'no_field'"),
+    (["train", "vae", "--set", "latent_dim=abc"], "latent_dim=abc: expected a value of type int"),
+    (["train", "vae", "--set", "likelihood=poisson"], "choose one of discretized_logistic"),
+    (["train", "vae", "--set", "latent_dim"], "--set expects field=value"),
+    (["train", "vae", "--steps", "0"], "steps must be >= 1"),
+    (["train", "vae", "--dataset", "no_such_data"], "unknown dataset 'no_such_data'"),
+    (["sample", "--workdir", "/nonexistent/run", "--out", "x.png"], "no gm-jax run in '/nonexistent/run'"),
+    (["sample", "--workdir", "/nonexistent/run", "--out", "x.jpg"], "--out must end in .png or .npz"),
+    (["evaluate", "--workdir", "/nonexistent/run"], "no gm-jax run"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith("gm-jax: error: ") and message in line, line
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "vae" in out and "digits" in out and "toy2d/moons" in out
+
+
+def test_train_sample_evaluate_round_trip(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    sets = ["--set", "hidden=32", "--set", "latent_dim=4", "--set", "batch_size=32",
+            "--set", "eval_importance_samples=4", "--set", "log_every=10", "--set", "num_samples=16"]
+    assert main(["train", "vae", "--dataset", "digits", "--steps", "20", "--workdir", workdir,
+                 "--no-progress", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "test_bits_per_dim" in out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == 20 and results["model"] == "vae" and results["dataset"] == "digits"
+
+    assert main(["sample", "--workdir", workdir, "--num", "9", "--out", str(tmp_path / "s.npz")]) == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["samples"].shape == (9, 8, 8, 1) and z["samples"].dtype == np.uint8
+    assert main(["sample", "--workdir", workdir, "--num", "9", "--out", str(tmp_path / "s.png"),
+                 "--mode", "sample"]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+    (tmp_path / "run" / "results.json").write_text("{}")
+    assert main(["evaluate", "--workdir", workdir]) == 0
+    again = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("model", "dataset", "steps", "num_params", "test_nll_nats", "test_bits_per_dim"):
+        assert again[key] == results[key], key
+
+    # Resuming with more steps continues from the checkpoint; another model in the same dir is refused.
+    assert main(["train", "vae", "--dataset", "digits", "--steps", "30", "--workdir", workdir, "--no-progress"]) == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 30
+    capsys.readouterr()
+    assert main(["train", "vae", "--dataset", "toy2d/moons", "--workdir", workdir]) == 2
+    assert "holds a vae run on digits" in _error_line(capsys)

@@ -1,0 +1,28 @@
+import os
+import re
+import subprocess
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _commands():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = re.search(r"```bash\n(.*?)\n```", text, re.S)
+    assert block and text.index("```bash") < text.index("\n## "), "the README must open with the commands"
+    return block.group(1).splitlines()
+
+
+def test_readme_opens_with_exactly_two_setup_commands():
+    train, test = _commands()
+    assert "pip install ." in train and "gm-jax train vae --dataset digits" in train
+    assert "pip install '.[test]'" in test and "pytest" in test
+
+
+EXTRACT = "awk '/^```bash$/{inblock=1; next} /^```$/{if (inblock) exit} inblock' README.md | sed -n 2p"
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    script = open(os.path.join(ROOT, ".ci", "run")).read()
+    assert f"test_cmd=$({EXTRACT})" in script and 'bash -c "$test_cmd"' in script
+    extracted = subprocess.run(["bash", "-c", EXTRACT], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert extracted == _commands()[1]
