@@ -143,16 +143,15 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import jax
+
     from gm_jax import parallel
+    from gm_jax.models import num_params
     from gm_jax.train import evaluation, restore_state
     from gm_jax.train.loop import _write_json
 
     run, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
     state = restore_state(model, dataset, train_cfg, args.workdir)
-    import jax
-
-    from gm_jax.models import num_params
-
     results_path = os.path.join(args.workdir, "results.json")
     results = {}
     if os.path.isfile(results_path):

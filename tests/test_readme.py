@@ -26,3 +26,13 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert f"test_cmd=$({EXTRACT})" in script and 'bash -c "$test_cmd"' in script
     extracted = subprocess.run(["bash", "-c", EXTRACT], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert extracted == _commands()[1]
+
+
+def test_requirements_txt_matches_setup_cfg():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    declared = {l.split("#")[0].strip() for l in cfg["options"]["install_requires"].splitlines()} - {""}
+    listed = {l.strip() for l in open(os.path.join(ROOT, "requirements.txt")) if l.strip() and not l.startswith("#")}
+    assert declared == listed

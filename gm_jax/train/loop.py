@@ -127,6 +127,8 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     is_main = jax.process_index() == 0
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
 
+    sample_fn = jax.jit(lambda v, k: model.sample(v, k, cfg.num_samples))
+
     def save(step):
         _check_finite(state, ckpt, workdir)
         ckpt.save(step, state, {**meta, "step": step})
@@ -135,8 +137,6 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
         if is_main and (spec.kind == "image" or spec.shape == (2,)):
             samples = sample_fn(eval_variables(state), jax.random.fold_in(jax.random.key(cfg.seed + 1), step))
             save_samples_png(jax.device_get(samples), spec, os.path.join(workdir, "samples.png"))
-
-    sample_fn = jax.jit(lambda v, k: model.sample(v, k, cfg.num_samples))
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and is_main), dynamic_ncols=True)
     t_last, s_last, t_start = time.perf_counter(), start, time.perf_counter()
     metrics_path = os.path.join(workdir, "metrics.jsonl")
