@@ -79,6 +79,7 @@ def cmd_train(args) -> int:
     from gm_jax.data import load_dataset
     from gm_jax.models import config_to_dict, config_from_dict, override
     from gm_jax.train import TrainConfig, fit
+    from gm_jax.train.loop import write_json
 
     config_cls, model_cls = _model_entry(args.model)
     sets = _parse_sets(args.set)
@@ -101,9 +102,7 @@ def cmd_train(args) -> int:
     os.makedirs(workdir, exist_ok=True)
     run = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
            "model_config": config_to_dict(model_cfg), "train_config": config_to_dict(train_cfg)}
-    with open(saved + ".tmp", "w") as f:
-        json.dump(run, f, indent=2)
-    os.replace(saved + ".tmp", saved)
+    write_json(saved, run)
     results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run)
     _print_results(results)
     print(f"samples: {os.path.join(workdir, 'samples.png')}")
@@ -148,7 +147,7 @@ def cmd_evaluate(args) -> int:
     from gm_jax import parallel
     from gm_jax.models import num_params
     from gm_jax.train import evaluation, restore_state
-    from gm_jax.train.loop import _write_json
+    from gm_jax.train.loop import write_json
 
     run, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
     state = restore_state(model, dataset, train_cfg, args.workdir)
@@ -162,7 +161,7 @@ def cmd_evaluate(args) -> int:
     if not model.has_log_prob:
         print(f"{run['model']} has no likelihood; nothing to evaluate yet", file=sys.stderr)
     results.update(evaluation(model, dataset, state, train_cfg, parallel.make_mesh()))
-    _write_json(results_path, results)
+    write_json(results_path, results)
     _print_results(results)
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import logging
 import os
@@ -200,12 +201,8 @@ def batch_indices(seed: int, step: int, num_examples: int, batch_size: int) -> n
     return perm[i * batch_size:(i + 1) * batch_size]
 
 
-_PERM_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=2)  # a run needs one epoch at a time; memoised so steps don't redraw it
 def _epoch_permutation(seed, epoch, n):
-    key = (seed, epoch, n)
-    if key not in _PERM_CACHE:
-        _PERM_CACHE.clear()  # one epoch at a time is all a run needs
-        _PERM_CACHE[key] = np.random.default_rng((seed, epoch)).permutation(n).astype(np.int32)
-    return _PERM_CACHE[key]
+    perm = np.random.default_rng((seed, epoch)).permutation(n).astype(np.int32)
+    perm.flags.writeable = False
+    return perm

@@ -95,7 +95,11 @@ class VAE:
         return jax.nn.one_hot(batch["label"], self.spec.num_classes)
 
     def _to_model_space(self, x, key):
-        """Data-space x -> (model-space input, log-Jacobian [B] to discrete units)."""
+        """Data-space x -> (model-space input, log-Jacobian [B] to discrete units).
+
+        ``key`` draws the dequantization noise or the dynamic binarization; with ``key=None`` the map is
+        deterministic (mid-bin values, binarization at half intensity).
+        """
         zero = jnp.zeros(x.shape[:1], jnp.float32)
         if self.spec.kind == "points":
             return jnp.asarray(x, jnp.float32), zero
@@ -103,9 +107,8 @@ class VAE:
         if self.config.likelihood == "discretized_logistic":
             return to_centres(x, k), zero
         if self.config.likelihood == "bernoulli":
-            # Dynamic binarization when training; a fixed draw (the caller's key) when evaluating.
             return binarize(x, k, key), zero
-        return dequantize(x, k, key)
+        return dequantize(x, k, key, noise=key is not None)
 
     def _log_likelihood(self, params, labels):
         """log p(x | z) [B] for model-space x; the decoder output's last axis holds the parameters."""
@@ -202,9 +205,7 @@ class VAE:
     def encode(self, variables, x, labels=None):
         """Posterior means [B, Z] of data-space x (bin centres / mid-bin values, no noise)."""
         oh = self._labels({"label": labels} if labels is not None else {})
-        xm, _ = self._to_model_space(x, jax.random.key(0))
-        if self.config.likelihood == "gaussian" and self.spec.kind == "image":
-            xm, _ = dequantize(x, self.spec.num_levels, None, noise=False)
+        xm, _ = self._to_model_space(x, None)
         return self._encode(variables["params"], oh)(xm)[0]
 
     def interpolate(self, variables, x0, x1, num: int = 8, method: str = "slerp", labels=None):

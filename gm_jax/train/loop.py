@@ -96,7 +96,8 @@ def _check_finite(state: TrainState, ckpt: Checkpointer, workdir: str):
                                "lower lr or set grad_clip (e.g. --set grad_clip=1.0)")
 
 
-def _write_json(path: str, obj) -> None:
+def write_json(path: str, obj) -> None:
+    """Writes JSON atomically (temporary file, then rename), so readers never see half a file."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
@@ -175,7 +176,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     if evaluate:
         results.update(evaluation(model, dataset, state, cfg, mesh))
     if is_main:
-        _write_json(os.path.join(workdir, "results.json"), results)
+        write_json(os.path.join(workdir, "results.json"), results)
     return results
 
 
