@@ -105,7 +105,9 @@ def cmd_train(args) -> int:
     write_json(saved, run)
     results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run)
     _print_results(results)
-    print(f"samples: {os.path.join(workdir, 'samples.png')}")
+    from gm_jax.visualize import samples_filename
+
+    print(f"samples: {os.path.join(workdir, samples_filename(dataset.spec))}")
     return 0
 
 
@@ -121,24 +123,45 @@ def cmd_sample(args) -> int:
     import numpy as np
 
     from gm_jax.train import eval_variables, restore_state
-    from gm_jax.visualize import save_samples_png
+    from gm_jax.visualize import save_samples
 
     if args.num < 1:
         raise GMJaxError(f"--num must be >= 1, got {args.num}")
     ext = os.path.splitext(args.out)[1].lower()
-    if ext not in (".png", ".npz"):
-        raise GMJaxError(f"--out must end in .png or .npz, got '{args.out}'")
-    _, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
+    if ext not in (".png", ".npz", ".txt"):
+        raise GMJaxError(f"--out must end in .png or .npz (or .txt for text), got '{args.out}'")
+    run, model, dataset, train_cfg = _load_run(args.workdir, args.data_dir)
+    is_text = dataset.spec.kind == "text"
+    if ext != ".npz" and (ext == ".txt") != is_text:
+        raise GMJaxError(f"--out {args.out}: {run['dataset']} samples are written as "
+                         f"{'.txt or .npz' if is_text else '.png or .npz'}")
+    kw = {}
+    if args.mode is not None:
+        if not _accepts(model.sample, "mode"):
+            raise GMJaxError(f"{run['model']} sampling has no --mode; drop it")
+        kw["mode"] = args.mode
+    if args.temperature is not None:
+        if args.temperature < 0:
+            raise GMJaxError(f"--temperature must be >= 0, got {args.temperature}")
+        if not _accepts(model.sample, "temperature"):
+            raise GMJaxError(f"{run['model']} sampling takes no temperature; drop --temperature")
+        kw["temperature"] = args.temperature
     state = restore_state(model, dataset, train_cfg, args.workdir)
-    kw = {} if args.mode is None else {"mode": args.mode}
     sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
     samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
     if ext == ".npz":
         np.savez(args.out, samples=samples)
     else:
-        save_samples_png(samples, dataset.spec, args.out)
+        save_samples(samples, dataset.spec, args.out)
     print(f"wrote {args.num} samples to {args.out}")
     return 0
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def cmd_evaluate(args) -> int:
@@ -193,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("--workdir", required=True)
     s.add_argument("--num", type=int, default=64)
-    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (array 'samples')")
+    s.add_argument("--out", required=True, help="FILE.png (grid), FILE.txt (text data) or FILE.npz (array 'samples')")
     s.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
+    s.add_argument("--temperature", type=float, help="sampling temperature (models that take one; 0: most likely)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_sample)

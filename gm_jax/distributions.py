@@ -19,6 +19,8 @@ __all__ = [
     "log1mexp", "sum_event", "diag_gaussian_log_prob", "standard_normal_log_prob", "diag_gaussian_kl",
     "bernoulli_log_prob", "categorical_log_prob", "discretized_logistic_log_prob",
     "discretized_gaussian_log_prob", "discretized_logistic_mixture_log_prob",
+    "coupled_discretized_logistic_mixture_log_prob", "coupled_discretized_logistic_mixture_sample",
+    "gaussian_mixture_log_prob", "gaussian_mixture_sample", "categorical_sample", "bernoulli_sample",
 ]
 
 
@@ -127,3 +129,110 @@ def discretized_logistic_mixture_log_prob(x, logit_weights, means, log_scales, n
     """
     comp = _log_bin_mass(x[..., None], means, log_scales, num_levels, _logistic_log_cdf, _logistic_log_pdf)
     return sum_event(logsumexp(comp + jax.nn.log_softmax(logit_weights, axis=-1), axis=-1), event_ndims)
+
+
+def gaussian_mixture_log_prob(x, logit_weights, means, log_stds, event_ndims: int | None = None):
+    """Per-dimension mixture of M Gaussians (the conditionals of MADE MoG, Papamakarios et al. 2017).
+
+    x [B, ...]; logit_weights, means, log_stds [B, ..., M]. Returns log-densities [B] (summed over the
+    event axes), in nats.
+    """
+    comp = diag_gaussian_log_prob(x[..., None], means, log_stds, event_ndims=0)
+    return sum_event(logsumexp(comp + jax.nn.log_softmax(logit_weights, axis=-1), axis=-1), event_ndims)
+
+
+def _coupling_matrix(coeffs, num_channels: int):
+    """tanh(coeffs) [..., C(C-1)/2, M] -> strictly lower-triangular [..., C, C, M], row c = channel coupled.
+
+    coeffs list the pairs (c, j), j < c, in row order: (1, 0), (2, 0), (2, 1), ... (for RGB: a, b, c of
+    PixelCNN++: mu_g + a r, mu_b + b r + c g).
+    """
+    rows, cols = np.tril_indices(num_channels, -1)
+    shape = coeffs.shape[:-2] + (num_channels, num_channels, coeffs.shape[-1])
+    return jnp.zeros(shape, coeffs.dtype).at[..., rows, cols, :].set(jnp.tanh(coeffs))
+
+
+def coupled_discretized_logistic_mixture_log_prob(x, logit_weights, means, log_scales, coeffs, num_levels: int,
+                                                  event_ndims: int | None = None):
+    """PixelCNN++'s mixture of discretized logistics over a pixel's C channels (Salimans et al. 2017).
+
+    One mixture component is chosen per pixel (weights shared across channels); under component m the
+    channels are independent discretized logistics given the previous channels, whose means are shifted
+    linearly by them: mu_c + sum_{j<c} tanh(coeff_{c,j}) x_j. The log-mass of a pixel is
+    logsumexp_m [log w_m + sum_c log P_m(x_c | x_{<c})].
+
+    Args:
+      x: bin centres in [-1, 1] (:func:`gm_jax.data.to_centres`), [B, ..., C] (channels last).
+      logit_weights: [B, ..., M].
+      means, log_scales: [B, ..., C, M].
+      coeffs: raw coupling coefficients [B, ..., C(C-1)/2, M] (see the order in ``_coupling_matrix``).
+      num_levels: K.
+      event_ndims: trailing axes of x forming the event, channels included (default: all but the first).
+
+    Returns:
+      [B] log-masses in nats.
+    """
+    c = x.shape[-1]
+    shift = jnp.einsum("...cjm,...j->...cm", _coupling_matrix(coeffs, c), x)
+    comp = _log_bin_mass(x[..., None], means + shift, log_scales, num_levels, _logistic_log_cdf, _logistic_log_pdf)
+    per_pixel = logsumexp(comp.sum(-2) + jax.nn.log_softmax(logit_weights, axis=-1), axis=-1)
+    return sum_event(per_pixel, None if event_ndims is None else event_ndims - 1)
+
+
+def categorical_sample(key, logits, temperature=1.0):
+    """Draws from softmax(logits / temperature) over the last axis -> int32 [...].
+
+    temperature 0 gives the argmax (the most probable value); it may be a traced scalar.
+    """
+    t = jnp.asarray(temperature, jnp.float32)
+    logits = jnp.asarray(logits, jnp.float32)
+    drawn = jax.random.categorical(key, logits / jnp.where(t > 0, t, 1.0), axis=-1)
+    return jnp.where(t > 0, drawn, jnp.argmax(logits, axis=-1)).astype(jnp.int32)
+
+
+def bernoulli_sample(key, logits, temperature=1.0):
+    """Draws {0, 1} (int32) with P(1) = sigmoid(logits / temperature); temperature 0 thresholds at logits > 0."""
+    t = jnp.asarray(temperature, jnp.float32)
+    logits = jnp.asarray(logits, jnp.float32)
+    drawn = jax.random.bernoulli(key, jax.nn.sigmoid(logits / jnp.where(t > 0, t, 1.0)))
+    return jnp.where(t > 0, drawn, logits > 0).astype(jnp.int32)
+
+
+def gaussian_mixture_sample(key, logit_weights, means, log_stds, temperature=1.0):
+    """Draws from the per-dimension Gaussian mixture of :func:`gaussian_mixture_log_prob` -> [...].
+
+    Temperature T tempers the component weights (logits / T) and scales the noise by T (T = 0: the mean
+    of the most probable component).
+    """
+    k_comp, k_noise = jax.random.split(key)
+    m = categorical_sample(k_comp, logit_weights, temperature)[..., None]
+    pick = lambda p: jnp.take_along_axis(p, m, axis=-1)[..., 0]
+    eps = jax.random.normal(k_noise, m.shape[:-1])
+    return pick(means) + temperature * jnp.exp(pick(log_stds)) * eps
+
+
+def coupled_discretized_logistic_mixture_sample(key, logit_weights, means, log_scales, coeffs, num_levels: int,
+                                                temperature=1.0):
+    """Exact draw from :func:`coupled_discretized_logistic_mixture_log_prob` -> bin centres [..., C].
+
+    Per pixel: a component m ~ softmax(logit_weights / T); then channel by channel, a logistic draw with
+    the coupled mean (shifted by the already drawn channels' bin centres) rounded to the nearest level
+    (the edge bins take the tails), which samples the discretized law exactly. T scales the logistic
+    noise (T = 0: the rounded coupled mean of the most probable component). Parameter shapes as in the
+    log-prob ([..., M], [..., C, M], [..., C, M], [..., C(C-1)/2, M]). Convert with
+    :func:`gm_jax.data.from_centres` for integers.
+    """
+    c = means.shape[-2]
+    k_comp, k_noise = jax.random.split(key)
+    m = categorical_sample(k_comp, logit_weights, temperature)[..., None, None]
+    pick = lambda p: jnp.take_along_axis(p, m, axis=-1)[..., 0]
+    mu, scale = pick(means), jnp.exp(pick(log_scales))  # [..., C]
+    coupling = jnp.take_along_axis(_coupling_matrix(coeffs, c), m[..., None], axis=-1)[..., 0]  # [..., C, C]
+    noise = temperature * jax.random.logistic(k_noise, mu.shape)
+    half_steps = (num_levels - 1) / 2.0
+    x = jnp.zeros_like(mu)
+    for ch in range(c):  # C is static and small (1 or 3): the coupling makes the channels sequential
+        y = mu[..., ch] + (coupling[..., ch, :] * x).sum(-1) + scale[..., ch] * noise[..., ch]
+        level = jnp.clip(jnp.round((y + 1.0) * half_steps), 0, num_levels - 1)
+        x = x.at[..., ch].set(level / half_steps - 1.0)
+    return x

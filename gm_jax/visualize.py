@@ -1,4 +1,4 @@
-"""Pictures of samples: image grids and 2-D point histograms as PNG (pillow only)."""
+"""Pictures of samples: image grids and 2-D point histograms as PNG (pillow only), and text as text."""
 
 from __future__ import annotations
 
@@ -41,3 +41,31 @@ def save_samples_png(samples, spec: DataSpec, path: str) -> None:
         Image.fromarray(point_histogram(samples)).save(path)
     else:
         raise ValueError(f"cannot draw samples of shape {spec.shape} as a picture; save them as .npz")
+
+
+def samples_text(samples, spec: DataSpec) -> str:
+    """Token windows [N, T] -> their decoded text, one block per sample under a ``--- sample i ---`` line."""
+    from gm_jax.data.text import decode
+
+    if spec.vocabulary is None:
+        raise ValueError(f"dataset {spec.name} has no vocabulary to decode its samples with")
+    return "".join(f"--- sample {i} ---\n{decode(s, spec.vocabulary)}\n\n" for i, s in enumerate(np.asarray(samples)))
+
+
+def samples_filename(spec: DataSpec) -> str:
+    """Where the trainer writes samples of this data: ``samples.txt`` for text, else ``samples.png``."""
+    return "samples.txt" if spec.kind == "text" else "samples.png"
+
+
+def can_save_samples(spec: DataSpec) -> bool:
+    """Whether :func:`save_samples` can write samples of this data (text, images or 2-D points)."""
+    return spec.kind in ("text", "image") or spec.shape == (2,)
+
+
+def save_samples(samples, spec: DataSpec, path: str) -> None:
+    """Writes samples in data space: decoded text for text data, else a PNG (:func:`save_samples_png`)."""
+    if spec.kind == "text":
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(samples_text(samples, spec))
+    else:
+        save_samples_png(samples, spec, path)

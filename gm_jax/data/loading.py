@@ -20,7 +20,7 @@ import numpy as np
 
 from gm_jax.errors import GMJaxError
 
-EMBEDDED = ("digits",) + tuple(f"toy2d/{n}" for n in
+EMBEDDED = ("digits", "shakespeare") + tuple(f"toy2d/{n}" for n in
                                ("eight_gaussians", "checkerboard", "rings", "moons", "two_spirals", "pinwheel"))
 
 
@@ -30,10 +30,13 @@ class DataSpec:
 
     Attributes:
       name: dataset name, e.g. ``digits`` or ``toy2d/moons``.
-      kind: ``"image"`` (integer pixels, NHWC) or ``"points"`` (float vectors).
-      shape: shape of one example, e.g. (8, 8, 1) or (2,).
-      num_levels: number of discrete values of a pixel (17 for digits, 256 for 8-bit), None for points.
+      kind: ``"image"`` (integer pixels, NHWC), ``"points"`` (float vectors) or ``"text"`` (integer
+        tokens [T]).
+      shape: shape of one example, e.g. (8, 8, 1), (2,) or (256,).
+      num_levels: number of discrete values of a pixel (17 for digits, 256 for 8-bit) or of a token (the
+        vocabulary size), None for points.
       num_classes: number of labels, 0 when the data has none.
+      vocabulary: for text, the string whose i-th character is token i (to decode samples); else None.
     """
 
     name: str
@@ -41,6 +44,7 @@ class DataSpec:
     shape: tuple[int, ...]
     num_levels: int | None
     num_classes: int
+    vocabulary: str | None = None
 
     @property
     def num_dims(self) -> int:
@@ -48,7 +52,7 @@ class DataSpec:
 
     @property
     def data_key(self) -> str:
-        return "image" if self.kind == "image" else "point"
+        return {"image": "image", "text": "text"}.get(self.kind, "point")
 
 
 @dataclasses.dataclass
@@ -107,15 +111,15 @@ def _internet_reachable(host: str = "storage.googleapis.com", timeout: float = 3
 
 
 def _register_builders():
-    # Importing the modules registers their builders with TFDS under "digits" and "toy2d".
-    from gm_jax.data import digits, toy2d  # noqa: F401
+    # Importing the modules registers their builders with TFDS under "digits", "toy2d" and "shakespeare".
+    from gm_jax.data import digits, text, toy2d  # noqa: F401
 
 
 def load_dataset(name: str, data_dir: str | None = None, download: bool = True) -> Dataset:
     """Prepares (on first use) and opens a dataset.
 
     Args:
-      name: ``digits``, ``toy2d/<name>`` or any TFDS catalog name (``mnist``, ``cifar10``, ...).
+      name: ``digits``, ``shakespeare``, ``toy2d/<name>`` or any TFDS catalog name (``mnist``, ``cifar10``, ...).
       data_dir: cache directory; default :func:`default_data_dir`.
       download: whether a catalog dataset that is not prepared may be downloaded and prepared.
 
@@ -170,6 +174,11 @@ def _prepared_meanwhile(name: str, data_dir: str) -> bool:
 
 def _spec_from_info(name: str, info) -> DataSpec:
     features = info.features
+    metadata = info.metadata or {}
+    if "text" in features:
+        shape = tuple(features["text"].shape)
+        return DataSpec(name=name, kind="text", shape=shape, num_levels=int(metadata["num_levels"]),
+                        num_classes=0, vocabulary=metadata.get("vocabulary"))
     if "image" in features:
         shape = tuple(features["image"].shape)
         if None in shape:
@@ -179,7 +188,7 @@ def _spec_from_info(name: str, info) -> DataSpec:
     elif "point" in features:
         shape, num_levels, kind = tuple(features["point"].shape), None, "points"
     else:
-        raise GMJaxError(f"dataset '{name}' has neither an 'image' nor a 'point' feature "
+        raise GMJaxError(f"dataset '{name}' has no 'image', 'point' or 'text' feature "
                          f"(features: {', '.join(features.keys())})")
     num_classes = features["label"].num_classes if "label" in features else 0
     return DataSpec(name=name, kind=kind, shape=shape, num_levels=num_levels, num_classes=num_classes)

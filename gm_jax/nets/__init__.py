@@ -1,6 +1,9 @@
 """Flax (linen) networks. They know nothing of losses; models bind them to the maths."""
 
+from gm_jax.nets.made import MADE, made_orderings
 from gm_jax.nets.mlp import MLP
+from gm_jax.nets.pixelcnn import GatedPixelCNN
+from gm_jax.nets.transformer import CausalTransformer
 from gm_jax.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder"]
+__all__ = ["MADE", "made_orderings", "MLP", "GatedPixelCNN", "CausalTransformer", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder"]

@@ -20,7 +20,7 @@ from gm_jax.train.checkpoint import Checkpointer
 from gm_jax.train.config import TrainConfig
 from gm_jax.train.optim import make_optimizer
 from gm_jax.train.step import ALL, TrainState, init_train_state, make_train_step
-from gm_jax.visualize import save_samples_png
+from gm_jax.visualize import can_save_samples, samples_filename, save_samples
 
 
 class TrainingDiverged(GMJaxError):
@@ -109,7 +109,8 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     """Trains ``model`` on ``dataset`` to ``cfg.steps``, resuming from ``workdir``'s latest checkpoint.
 
     Writes to ``workdir``: ``checkpoints/`` (orbax, keep-N), ``metrics.jsonl`` (every ``log_every``
-    steps), ``samples.png`` (at the end and every ``sample_every`` steps) and ``results.json``.
+    steps), ``samples.png`` (``samples.txt`` for text; at the end and every ``sample_every`` steps) and
+    ``results.json``.
 
     Returns the results dict (also written to results.json).
     """
@@ -135,9 +136,9 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
         ckpt.save(step, state, {**meta, "step": step})
 
     def write_samples(step):
-        if is_main and (spec.kind == "image" or spec.shape == (2,)):
+        if is_main and can_save_samples(spec):
             samples = sample_fn(eval_variables(state), jax.random.fold_in(jax.random.key(cfg.seed + 1), step))
-            save_samples_png(jax.device_get(samples), spec, os.path.join(workdir, "samples.png"))
+            save_samples(jax.device_get(samples), spec, os.path.join(workdir, samples_filename(spec)))
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and is_main), dynamic_ncols=True)
     t_last, s_last, t_start = time.perf_counter(), start, time.perf_counter()
     metrics_path = os.path.join(workdir, "metrics.jsonl")

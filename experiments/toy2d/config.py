@@ -1,0 +1,40 @@
+"""Configs of the toy2d exact-density benchmark (experiments/toy2d/run.py).
+
+``cpu`` is the configuration whose table README.md reports; ``smoke`` runs a few steps of every model on
+one dataset (the test suite runs it). Model fields are set as on the command line (``--set``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gm_jax.data.toy2d import NAMES
+
+MODELS = ("made", "maf", "realnvp", "spline_flow")
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy2dConfig:
+    name: str
+    datasets: tuple[str, ...] = NAMES
+    models: tuple[str, ...] = MODELS
+    model_sets: dict = dataclasses.field(default_factory=dict)  # model -> {field: value}
+    train_sets: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields for every model
+    model_train_sets: dict = dataclasses.field(default_factory=dict)  # model -> TrainConfig fields
+    grid_bins: int = 200
+
+
+CONFIGS = {
+    "cpu": Toy2dConfig(
+        name="cpu",
+        train_sets={"steps": "5000", "batch_size": "256", "schedule": "cosine", "warmup_steps": "200",
+                    "checkpoint_every": "5000", "log_every": "500"},
+    ),
+    "smoke": Toy2dConfig(
+        name="smoke",
+        datasets=("moons",),
+        train_sets={"steps": "3", "batch_size": "32", "warmup_steps": "0", "checkpoint_every": "3",
+                    "log_every": "1"},
+        grid_bins=40,
+    ),
+}

@@ -1,0 +1,114 @@
+"""The bijector protocol and the two ways of composing bijectors: :func:`chain` and :func:`repeat`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from gm_jax.distributions import standard_normal_log_prob
+
+
+class Bijector(Protocol):
+    """An invertible map with a tractable log-determinant (see the package docstring for the direction).
+
+    - ``init(key, x) -> params``: x is an example batch [B, ...] (data-dependent initialisation);
+    - ``forward(params, x) -> (z, log_det [B])``: log|det dz/dx| summed over the event;
+    - ``inverse(params, z) -> (x, log_det [B])``: log|det dx/dz|.
+    """
+
+    def init(self, key, x) -> Any: ...
+
+    def forward(self, params, x): ...
+
+    def inverse(self, params, z): ...
+
+
+def zero_log_det(x):
+    """A [B] float32 zero: the log-det of volume-preserving maps, and the start of every sum."""
+    return jnp.zeros(x.shape[:1], jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """Composition: ``forward`` applies ``bijectors[0]`` first; params are ``{"layer_i": params_i}``."""
+
+    bijectors: tuple
+
+    def init(self, key, x):
+        params = {}
+        for i, (b, k) in enumerate(zip(self.bijectors, jax.random.split(key, len(self.bijectors)))):
+            params[f"layer_{i}"] = b.init(k, x)
+            x, _ = b.forward(params[f"layer_{i}"], x)  # the next layer's data-dependent init sees its real input
+        return params
+
+    def forward(self, params, x):
+        log_det = zero_log_det(x)
+        for i, b in enumerate(self.bijectors):
+            x, ld = b.forward(params[f"layer_{i}"], x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, params, z):
+        log_det = zero_log_det(z)
+        for i in reversed(range(len(self.bijectors))):
+            z, ld = self.bijectors[i].inverse(params[f"layer_{i}"], z)
+            log_det = log_det + ld
+        return z, log_det
+
+
+def chain(*bijectors) -> Chain:
+    """``chain(a, b, c)``: x -> c(b(a(x))) in the forward (normalizing) direction."""
+    return Chain(tuple(bijectors))
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeat:
+    """``num`` copies of ``block`` with their params stacked on a leading axis [num, ...].
+
+    init, forward and inverse are ``lax.scan``s over the copies, so a deep homogeneous flow compiles
+    once per block whatever its depth. The block must keep the shape of its input.
+    """
+
+    block: Any
+    num: int
+
+    def init(self, key, x):
+        def body(x, k):
+            p = self.block.init(k, x)
+            x, _ = self.block.forward(p, x)
+            return x, p
+
+        _, params = jax.lax.scan(body, x, jax.random.split(key, self.num))
+        return params
+
+    def forward(self, params, x):
+        def body(carry, p):
+            x, log_det = carry
+            x, ld = self.block.forward(p, x)
+            return (x, log_det + ld), None
+
+        (x, log_det), _ = jax.lax.scan(body, (x, zero_log_det(x)), params)
+        return x, log_det
+
+    def inverse(self, params, z):
+        def body(carry, p):
+            z, log_det = carry
+            z, ld = self.block.inverse(p, z)
+            return (z, log_det + ld), None
+
+        (z, log_det), _ = jax.lax.scan(body, (z, zero_log_det(z)), params, reverse=True)
+        return z, log_det
+
+
+def repeat(block, num: int) -> Repeat:
+    """``num`` stacked copies of ``block`` (forward applies copy 0 first)."""
+    return Repeat(block, int(num))
+
+
+def flow_log_prob(bijector, params, x):
+    """log p(x) [B] of x [B, ...] under z = bijector.forward(x) with z ~ N(0, I): log N(z) + log|det dz/dx|."""
+    z, log_det = bijector.forward(params, x)
+    return standard_normal_log_prob(z.reshape(z.shape[0], -1)) + log_det

@@ -1,0 +1,296 @@
+"""Normalizing-flow models: RealNVP (Dinh et al. 2017), Glow (Kingma & Dhariwal 2018), MAF (Papamakarios
+et al. 2017) and neural spline flows (Durkan et al. 2019).
+
+Each binds a bijector from :mod:`gm_jax.flows` (forward = data -> latent) to a standard-normal base:
+log p(x) = log N(z) + log|det dz/dx|, trained by maximum likelihood (:func:`gm_jax.losses.nll`) and
+sampled with :func:`gm_jax.samplers.reverse_flow_sample`. Images are uniformly dequantized into [0, 1)
+and mapped through the logit transform (RealNVP section 4.1); the log-Jacobians of both maps are added,
+so ``log_prob`` is the dequantization bound on log P(x) in nats relative to the discrete data, for one
+noise draw from ``key`` (Theis et al. 2016). Points are modelled directly: ``log_prob`` is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from gm_jax import flows as F
+from gm_jax.data.loading import DataSpec
+from gm_jax.data.preprocess import dequantize, quantize
+from gm_jax.errors import GMJaxError
+from gm_jax.losses.likelihood import nll
+from gm_jax.nets.made import MADE
+from gm_jax.samplers.flow import reverse_flow_sample
+
+
+def _check_positive(config, *names):
+    for name in names:
+        if getattr(config, name) < 1:
+            raise GMJaxError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def _check_common(config):
+    if not 0.0 < config.logit_alpha < 0.5:
+        raise GMJaxError(f"logit_alpha must be in (0, 0.5), got {config.logit_alpha}")
+    if getattr(config, "max_log_scale", 1.0) <= 0:
+        raise GMJaxError(f"max_log_scale must be > 0, got {config.max_log_scale}")
+
+
+def _check_spline(config):
+    if config.num_bins < 2:
+        raise GMJaxError(f"num_bins must be >= 2, got {config.num_bins}")
+    if config.spline_bound <= 0:
+        raise GMJaxError(f"spline_bound must be > 0, got {config.spline_bound}")
+
+
+class _FlowModel:
+    """Shared plumbing: data <-> model space, loss, log_prob and sampling around ``self.flow``.
+
+    Subclasses set ``self.flow`` (a bijector on model space) and ``self.flatten`` (whether images are
+    flattened to vectors [B, H*W*C] before the flow, for the vector flows MAF and spline_flow).
+    """
+
+    has_log_prob = True
+    flatten = False
+
+    def __init__(self, config, spec: DataSpec):
+        config.validate()
+        self.config, self.spec = config, spec
+        self.logit = F.Logit(config.logit_alpha)
+        self.flow = self._build_flow(config, spec)
+
+    # ------------------------------------------------------------------------------------ data <-> model
+    def _to_model_space(self, x, key):
+        """Data x -> (model-space input [B, ...], log-Jacobian [B] to discrete units)."""
+        if self.spec.kind == "points":
+            return jnp.asarray(x, jnp.float32), jnp.zeros(x.shape[:1], jnp.float32)
+        y, log_det = dequantize(x, self.spec.num_levels, key, data_range="[0,1]")
+        y, logit_log_det = self.logit.forward({}, y)
+        if self.flatten:
+            y = y.reshape(y.shape[0], -1)
+        return y, log_det + logit_log_det
+
+    def _from_model_space(self, y):
+        if self.spec.kind == "points":
+            return y
+        y = y.reshape((y.shape[0],) + tuple(self.spec.shape))
+        return quantize(self.logit.inverse({}, y)[0], self.spec.num_levels, data_range="[0,1]")
+
+    def _latent_shape(self, num):
+        flat = self.flatten or self.spec.kind == "image"  # the multi-scale image flows have a flat latent
+        return (num, self.spec.num_dims) if flat else (num,) + tuple(self.spec.shape)
+
+    # ----------------------------------------------------------------------------------- the interface
+    def init(self, key, example_batch):
+        """Data-dependent init (ActNorm) on the example batch; returns {"params": ..., "state": {}}."""
+        k_data, k_flow = jax.random.split(key)
+        x, _ = self._to_model_space(example_batch[self.spec.data_key], k_data)
+        return {"params": jax.jit(_init_with_rbg, static_argnums=0)(self.flow, k_flow, x), "state": {}}
+
+    def log_prob(self, variables, x, key, labels=None):
+        """log p(x) [B] in nats per example: exact for points, the dequantization bound (one noise draw
+        from ``key``) relative to the discrete data for images. ``labels`` is accepted and ignored."""
+        xm, log_det = self._to_model_space(x, key)
+        return F.flow_log_prob(self.flow, variables["params"], xm) + log_det
+
+    def loss(self, variables, batch, key):
+        """Mean NLL in nats per example (maximum likelihood); metrics nll_nats and bits_per_dim."""
+        mean_nll, bpd = nll(self.log_prob(variables, batch[self.spec.data_key], key), self.spec.num_dims)
+        return mean_nll, {"nll_nats": mean_nll, "bits_per_dim": bpd}, variables["state"]
+
+    def sample(self, variables, key, num, temperature: float = 1.0, labels=None):
+        """``num`` samples in data space ([num, *shape]: uint8 images or float32 points), drawn as
+        z ~ N(0, temperature^2 I) through the inverse flow."""
+        inverse = lambda z: self.flow.inverse(variables["params"], z)[0]
+        return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num), temperature))
+
+    def _build_flow(self, config, spec):
+        raise NotImplementedError
+
+
+def _init_with_rbg(flow, key, x):
+    """flow.init with an RBG key derived from ``key`` (deterministic in ``key``): a deep flow draws dozens
+    of weight tensors, and XLA:CPU compiles threefry's unrolled hash for each of them, which made init
+    take 5x longer to compile than with RngBitGenerator."""
+    return flow.init(jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg"), x)
+
+
+# ---------------------------------------------------------------------------------------- image flows
+def _image_levels_check(name, spec, num_levels, num_squeezes):
+    if spec.kind != "image":
+        raise GMJaxError(f"{name} is an image flow and {spec.name} holds points; use maf or spline_flow")
+    h, w, _ = spec.shape
+    factor = 2 ** num_squeezes
+    if h % factor or w % factor or min(h, w) // factor < 2:
+        raise GMJaxError(f"{name} with {num_levels} levels squeezes {h}x{w} images {num_squeezes} times, "
+                         f"which needs height and width divisible by {factor} and at least {2 * factor}; "
+                         "lower the number of levels")
+
+
+@dataclasses.dataclass(frozen=True)
+class RealNVPConfig:
+    """RealNVP (Dinh et al. 2017): at each scale but the last, ``coupling_pairs`` pairs of checkerboard
+    affine couplings, a squeeze, ``coupling_pairs`` pairs of channel couplings, then half the channels
+    are factored out; the last scale has checkerboard couplings only. Each pair starts with ActNorm
+    (standing in for the paper's batch norm). Conditioners: small ResNets of ``channels`` width."""
+
+    num_scales: int = 2
+    coupling_pairs: int = 2
+    channels: int = 32
+    num_blocks: int = 1
+    max_log_scale: float = 3.0
+    logit_alpha: float = 0.05
+
+    def validate(self):
+        _check_positive(self, "num_scales", "coupling_pairs", "channels")
+        if self.num_blocks < 0:
+            raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
+        _check_common(self)
+
+
+class RealNVP(_FlowModel):
+    """Multi-scale affine-coupling flow on images; latent [B, H*W*C]."""
+
+    default_train = {"steps": 3000, "schedule": "cosine", "warmup_steps": 100, "lr": 1e-3, "grad_clip": 100.0,
+                     "checkpoint_every": 1000}
+
+    def _build_flow(self, config, spec):
+        _image_levels_check("realnvp", spec, config.num_scales, config.num_scales - 1)
+        cond = lambda: F.ConvConditioner(num_params=2, channels=config.channels, num_blocks=config.num_blocks)
+        pair = lambda mask: F.repeat(F.chain(
+            F.ActNorm(), F.affine_coupling(cond(), mask, 0, config.max_log_scale),
+            F.affine_coupling(cond(), mask, 1, config.max_log_scale)), config.coupling_pairs)
+        levels = [F.chain(pair("checkerboard"), F.Squeeze(), pair("channel")) for _ in range(config.num_scales - 1)]
+        levels.append(pair("checkerboard"))
+        return F.MultiScale(tuple(levels), tuple(spec.shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class GlowConfig:
+    """Glow (Kingma & Dhariwal 2018): ``num_levels`` levels of squeeze + ``steps_per_level`` steps of
+    (ActNorm, LU 1x1 convolution, affine or additive channel coupling), factoring out half the channels
+    after every level but the last."""
+
+    num_levels: int = 2
+    steps_per_level: int = 4
+    channels: int = 32
+    num_blocks: int = 1
+    coupling: Literal["affine", "additive"] = "affine"
+    max_log_scale: float = 3.0
+    logit_alpha: float = 0.05
+
+    def validate(self):
+        _check_positive(self, "num_levels", "steps_per_level", "channels")
+        if self.num_blocks < 0:
+            raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
+        if self.coupling not in ("affine", "additive"):
+            raise GMJaxError(f"coupling must be affine or additive, got {self.coupling}")
+        _check_common(self)
+
+
+class Glow(_FlowModel):
+    """Multi-scale Glow on images; latent [B, H*W*C]."""
+
+    default_train = {"steps": 3000, "schedule": "cosine", "warmup_steps": 100, "lr": 1e-3, "grad_clip": 100.0,
+                     "checkpoint_every": 1000}
+
+    def _build_flow(self, config, spec):
+        _image_levels_check("glow", spec, config.num_levels, config.num_levels)
+        p = 2 if config.coupling == "affine" else 1
+        cond = F.ConvConditioner(num_params=p, channels=config.channels, num_blocks=config.num_blocks)
+        coupling = (F.affine_coupling(cond, "channel", 0, config.max_log_scale) if config.coupling == "affine"
+                    else F.additive_coupling(cond, "channel", 0))
+        step = F.chain(F.ActNorm(), F.Invertible1x1Conv(), coupling)
+        level = F.chain(F.Squeeze(), F.repeat(step, config.steps_per_level))
+        return F.MultiScale((level,) * config.num_levels, tuple(spec.shape))
+
+
+# ---------------------------------------------------------------------------------------- vector flows
+@dataclasses.dataclass(frozen=True)
+class MAFConfig:
+    """MAF (Papamakarios et al. 2017): ``num_layers`` masked autoregressive layers (MADE with ``hidden``
+    widths), the order reversed between layers; ``transformer`` affine (MAF) or spline (autoregressive
+    neural spline flow, ``num_bins`` bins on [-spline_bound, spline_bound]). Images are flattened."""
+
+    num_layers: int = 5
+    hidden: tuple[int, ...] = (64, 64)
+    transformer: Literal["affine", "spline"] = "affine"
+    num_bins: int = 8
+    spline_bound: float = 5.0
+    max_log_scale: float = 3.0
+    logit_alpha: float = 0.05
+
+    def validate(self):
+        _check_positive(self, "num_layers")
+        if any(h < 1 for h in self.hidden):
+            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
+        if self.transformer not in ("affine", "spline"):
+            raise GMJaxError(f"transformer must be affine or spline, got {self.transformer}")
+        _check_spline(self)
+        _check_common(self)
+
+
+class MAF(_FlowModel):
+    """Masked autoregressive flow on vectors (points, or flattened images)."""
+
+    flatten = True
+    default_train = {"steps": 5000, "batch_size": 256, "schedule": "cosine", "warmup_steps": 100, "lr": 1e-3,
+                     "checkpoint_every": 1000}
+
+    def _build_flow(self, config, spec):
+        if config.transformer == "affine":
+            layer = F.maf_layer(MADE(2, tuple(config.hidden), zero_init_output=True), config.max_log_scale)
+        else:
+            made = MADE(F.spline_num_params(config.num_bins), tuple(config.hidden), zero_init_output=True)
+            layer = F.autoregressive_spline_layer(made, config.num_bins, config.spline_bound)
+        return F.repeat(F.chain(layer, F.Reverse()), config.num_layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplineFlowConfig:
+    """Neural spline flow (Durkan et al. 2019): ``num_layers`` blocks of an LU linear mixing layer followed
+    by either two rational-quadratic spline couplings with complementary half masks (``kind=coupling``)
+    or one autoregressive spline layer (``kind=autoregressive``). Splines have ``num_bins`` bins on
+    [-spline_bound, spline_bound], identity outside. Images are flattened."""
+
+    num_layers: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    kind: Literal["coupling", "autoregressive"] = "coupling"
+    num_bins: int = 8
+    spline_bound: float = 5.0
+    logit_alpha: float = 0.05
+
+    def validate(self):
+        _check_positive(self, "num_layers")
+        if any(h < 1 for h in self.hidden):
+            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
+        if self.kind not in ("coupling", "autoregressive"):
+            raise GMJaxError(f"kind must be coupling or autoregressive, got {self.kind}")
+        _check_spline(self)
+        _check_common(self)
+
+
+class SplineFlow(_FlowModel):
+    """Rational-quadratic spline flow on vectors (points, or flattened images)."""
+
+    flatten = True
+    default_train = {"steps": 5000, "batch_size": 256, "schedule": "cosine", "warmup_steps": 100, "lr": 1e-3,
+                     "checkpoint_every": 1000}
+
+    def _build_flow(self, config, spec):
+        if config.kind == "coupling" and spec.num_dims < 2:
+            raise GMJaxError(f"spline_flow kind=coupling needs dimension >= 2, {spec.name} has {spec.num_dims}; "
+                             "use --set kind=autoregressive")
+        p = F.spline_num_params(config.num_bins)
+        if config.kind == "coupling":
+            cond = lambda: F.MLPConditioner(num_params=p, hidden=tuple(config.hidden))
+            spline = lambda parity: F.spline_coupling(cond(), "half", parity, config.num_bins, config.spline_bound)
+            block = F.chain(F.Invertible1x1Conv(), spline(0), spline(1))
+        else:
+            made = MADE(p, tuple(config.hidden), zero_init_output=True)
+            block = F.chain(F.Invertible1x1Conv(),
+                            F.autoregressive_spline_layer(made, config.num_bins, config.spline_bound))
+        return F.repeat(block, config.num_layers)

@@ -1,0 +1,263 @@
+"""Every bijector against independent oracles: log-dets against slogdet of jax.jacobian, exact inverses,
+identity at zero-initialised conditioners, and 2-D densities that integrate to one."""
+
+import functools
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gm_jax import flows as F
+from gm_jax.errors import GMJaxError
+from gm_jax.nets import MADE
+
+TOL = 1e-5
+
+
+def _key(seed):
+    # rbg keys: XLA:CPU compiles threefry's hash slowly, once per random tensor of a Flax init.
+    return jax.random.key(seed, impl="rbg")
+
+
+def _perturb(params, key, scale):
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    return jax.tree_util.tree_unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+def _slogdet(fn, x):
+    def one(xi):
+        out = fn(xi[None])[0]
+        jac = jax.jacobian(lambda v: fn(v[None])[0].reshape(-1))(xi).reshape(out.size, xi.size)
+        sign, logabs = jnp.linalg.slogdet(jac)
+        return sign, logabs
+
+    return jax.vmap(one)(x)
+
+
+def _cases():
+    vec_cond = lambda p: F.MLPConditioner(num_params=p, hidden=(16,))
+    img_cond = lambda p, blocks=0: F.ConvConditioner(num_params=p, channels=8, num_blocks=blocks)
+    spline_p = F.spline_num_params(5)
+    made = lambda p, **kw: MADE(num_params=p, hidden=(16, 16), zero_init_output=True, activation=jnp.tanh, **kw)
+    img42, img41, vec5, vec2 = (2, 4, 4, 2), (2, 4, 4, 1), (3, 5), (3, 2)
+    return {
+        # name: (bijector, input shape, input kind, param perturbation scale)
+        "affine-checkerboard-0": (F.affine_coupling(img_cond(2, blocks=1), "checkerboard", 0), img42, "normal", 0.1),
+        "affine-channel": (F.affine_coupling(img_cond(2), "channel", 1), img42, "normal", 0.1),
+        "additive-checkerboard": (F.additive_coupling(img_cond(1), "checkerboard", 0), img42, "normal", 0.1),
+        "affine-half": (F.affine_coupling(vec_cond(2), "half", 0), vec5, "normal", 0.3),
+        "affine-alternating": (F.affine_coupling(vec_cond(2), "alternating", 1), vec5, "normal", 0.3),
+        "additive-half": (F.additive_coupling(vec_cond(1), "half", 1), vec5, "normal", 0.3),
+        "spline-half": (F.spline_coupling(vec_cond(spline_p), "half", 0, num_bins=5, bound=3.0), vec5, "normal", 0.2),
+        "spline-checkerboard": (F.spline_coupling(img_cond(spline_p), "checkerboard", 1, num_bins=5, bound=3.0),
+                                img41, "normal", 0.05),
+        "actnorm-image": (F.ActNorm(), img42, "normal", 0.3),
+        "actnorm-vector": (F.ActNorm(), vec5, "normal", 0.3),
+        "conv1x1": (F.Invertible1x1Conv(), (2, 3, 3, 3), "normal", 0.3),
+        "conv1x1-vector": (F.Invertible1x1Conv(), vec5, "normal", 0.3),
+        "squeeze": (F.Squeeze(), img42, "normal", 0.0),
+        "reverse": (F.Reverse(), vec5, "normal", 0.0),
+        "logit": (F.Logit(0.05), vec5, "unit", 0.0),
+        "logit-image": (F.Logit(0.05), img41, "unit", 0.0),
+        "planar": (F.Planar(init_scale=1.0), (4, 3), "normal", 0.5),
+        "radial": (F.Radial(), (4, 3), "normal", 1.0),
+        "maf-affine": (F.maf_layer(made(2)), vec5, "normal", 0.3),
+        "maf-affine-ordering": (F.maf_layer(made(2, num_orderings=2, natural_first=False, order_seed=5)), vec5,
+                                "normal", 0.3),
+        "maf-spline": (F.autoregressive_spline_layer(made(spline_p), num_bins=5, bound=3.0), vec5, "normal", 0.2),
+        "chain": (F.chain(F.ActNorm(), F.Invertible1x1Conv(), F.affine_coupling(vec_cond(2), "half", 0),
+                          F.Reverse()), vec5, "normal", 0.2),
+        "repeat": (F.repeat(F.chain(F.ActNorm(), F.affine_coupling(vec_cond(2), "half", 0),
+                                    F.affine_coupling(vec_cond(2), "half", 1)), 3), vec5, "normal", 0.1),
+        "multiscale": (F.MultiScale((
+            F.chain(F.affine_coupling(img_cond(2), "checkerboard", 0), F.Squeeze(), F.ActNorm(),
+                    F.additive_coupling(img_cond(1), "channel", 1)),
+            F.chain(F.Squeeze(), F.Invertible1x1Conv(), F.affine_coupling(img_cond(2), "channel", 0)),
+        ), event_shape=(4, 4, 1)), img41, "normal", 0.05),
+    }
+
+
+CASES = _cases()
+
+
+def _round_trip_report(bij, params, x, z):
+    """Everything the oracles compare, in one compiled function: forward at x, inverse at a fresh z,
+    each with the slogdet of its Jacobian and the other direction applied to its output."""
+    z_x, ld = bij.forward(params, x)
+    x_back, ld_back = bij.inverse(params, z_x)
+    x_z, ild = bij.inverse(params, z)
+    z_back, ild_back = bij.forward(params, x_z)
+    jac_ld = _slogdet(lambda v: bij.forward(params, v)[0], x)[1]
+    jac_ild = _slogdet(lambda v: bij.inverse(params, v)[0], z)[1]
+    return dict(z_x=z_x, ld=ld, x_back=x_back, ld_back=ld_back, jac_ld=jac_ld,
+                x_z=x_z, ild=ild, z_back=z_back, ild_back=ild_back, jac_ild=jac_ild)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_log_dets_match_jacobians_and_inverses_invert(name):
+    bij, shape, kind, scale = CASES[name]
+    kx, ki, kp, kz = jax.random.split(_key(zlib.crc32(name.encode())), 4)
+    x = jax.random.uniform(kx, shape, minval=0.02, maxval=0.98) if kind == "unit" else jax.random.normal(kx, shape)
+    # jit everything: eager op-by-op dispatch of Flax inits costs far more than one compilation.
+    params = jax.jit(lambda k, x: _perturb(bij.init(k, x), kp, scale))(ki, x)
+    z0, _ = jax.jit(bij.forward)(params, x)
+    z = z0 + 0.1 * jax.random.normal(kz, z0.shape)  # a fresh latent near the image of the data
+    r = jax.jit(functools.partial(_round_trip_report, bij))(params, x, z)
+    assert r["ld"].shape == (shape[0],) and r["ld"].dtype == jnp.float32
+    # forward: log_det = log|det dz/dx|, inverse(forward(x)) = x, log-dets cancel
+    np.testing.assert_allclose(r["ld"], r["jac_ld"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r["x_back"], x, atol=TOL, rtol=0)
+    np.testing.assert_allclose(r["ld"] + r["ld_back"], 0.0, atol=1e-4)
+    # inverse: log_det = log|det dx/dz|, forward(inverse(z)) = z, log-dets cancel
+    np.testing.assert_allclose(r["ild"], r["jac_ild"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r["z_back"], z, atol=TOL, rtol=0)
+    np.testing.assert_allclose(r["ild"] + r["ild_back"], 0.0, atol=1e-4)
+    # the params are not a trivial identity
+    if name not in ("squeeze", "reverse", "logit", "logit-image", "additive-half", "additive-checkerboard"):
+        assert float(jnp.abs(r["ld"]).max()) > 1e-3, "params too close to a volume-preserving identity"
+    if name not in ("squeeze", "reverse"):
+        assert float(jnp.abs(r["z_x"] - x.reshape(r["z_x"].shape)).max()) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["affine-half", "additive-checkerboard", "spline-half", "spline-checkerboard",
+                                  "maf-affine", "maf-spline"])
+def test_zero_initialised_conditioners_give_the_identity(name):
+    bij, shape, _, _ = CASES[name]
+    x = jax.random.normal(_key(0), shape)
+    z, log_det = bij.forward(jax.jit(bij.init)(_key(1), x), x)
+    np.testing.assert_allclose(z, x, atol=1e-6)
+    np.testing.assert_allclose(log_det, 0.0, atol=1e-5)
+
+
+def test_actnorm_data_dependent_init_whitens_its_input():
+    x = 3.0 + 2.0 * jax.random.normal(_key(0), (64, 4, 4, 3)) * jnp.array([1.0, 0.5, 4.0])
+    bij = F.ActNorm()
+    z, _ = bij.forward(bij.init(_key(1), x), x)
+    np.testing.assert_allclose(z.mean((0, 1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std((0, 1, 2)), 1.0, atol=1e-4)
+    # Inside a chain and a repeat the init sees the previous layers' output, not the raw data.
+    chained = F.chain(F.Invertible1x1Conv(), F.ActNorm())
+    p = chained.init(_key(2), x)
+    np.testing.assert_allclose(chained.forward(p, x)[0].std((0, 1, 2)), 1.0, atol=1e-4)
+    stacked = F.repeat(F.chain(F.Invertible1x1Conv(), F.ActNorm()), 3)
+    p = stacked.init(_key(3), x)
+    assert p["layer_1"]["bias"].shape == (3, 3)
+    np.testing.assert_allclose(stacked.forward(p, x)[0].std((0, 1, 2)), 1.0, atol=1e-4)
+
+
+def test_invertible_1x1_conv_starts_orthogonal_and_copies_differ():
+    x = jnp.ones((2, 2, 2, 4))
+    bij = F.Invertible1x1Conv()
+    w = bij.weight(bij.init(_key(0), x))
+    np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-5)
+    stacked = F.repeat(bij, 2).init(_key(0), x)
+    w0, w1 = (bij.weight(jax.tree_util.tree_map(lambda p: p[i], stacked)) for i in range(2))
+    assert float(jnp.abs(w0 - w1).max()) > 1e-2
+
+
+def test_squeeze_layout_and_multiscale_latent_shape():
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    z, _ = F.Squeeze().forward({}, x)
+    assert z.shape == (1, 2, 2, 4)
+    np.testing.assert_array_equal(z[0, 0, 0], [0.0, 1.0, 4.0, 5.0])  # the top-left 2x2 block
+    bij = CASES["multiscale"][0]
+    xs = jax.random.normal(_key(0), (3, 4, 4, 1))
+    z = jax.eval_shape(lambda k, x: bij.forward(bij.init(k, x), x)[0], _key(1), xs)
+    assert z.shape == (3, 16)
+
+
+def test_rational_quadratic_spline_matches_its_closed_form_pieces():
+    k = 4
+    w, h, d = (jax.random.normal(kk, (k if i < 2 else k - 1,)) for i, kk in enumerate(jax.random.split(_key(0), 3)))
+    x = jnp.linspace(-3.5, 3.5, 57)
+    b = lambda a: jnp.broadcast_to(a, x.shape + a.shape)
+    y, ld = jax.jit(F.rational_quadratic_spline, static_argnums=4)(x, b(w), b(h), b(d), 3.0)
+    # Identity outside the bound; monotone; knots map onto knots; derivative by autodiff.
+    outside = jnp.abs(x) >= 3.0
+    np.testing.assert_array_equal(y[outside], x[outside])
+    assert bool(jnp.all(jnp.diff(y) > 0))
+    grad = jax.jit(jax.vmap(jax.grad(lambda v: F.rational_quadratic_spline(v, w, h, d, 3.0)[0])))(x)
+    np.testing.assert_allclose(ld, jnp.log(grad), atol=1e-5)
+    ends = F.rational_quadratic_spline(jnp.array([-3.0, 3.0]), b(w)[:2], b(h)[:2], b(d)[:2], 3.0)[0]
+    np.testing.assert_allclose(ends, [-3.0, 3.0], atol=1e-6)
+
+
+def test_planar_and_radial_inverse_solver_is_accurate_far_from_the_identity():
+    for bij, scale in ((F.Planar(init_scale=1.0), 3.0), (F.Radial(), 3.0)):
+        x = 2.0 * jax.random.normal(_key(0), (256, 3))
+        params = _perturb(bij.init(_key(1), x), _key(2), scale)
+        z, log_det = bij.forward(params, x)
+        x_back, _ = bij.inverse(params, z)
+        # float32 rounding of z is amplified by the local contraction exp(-log_det) (here up to ~600x),
+        # so the solver is held to what the conditioning allows.
+        allowed = 2e-6 * (1.0 + jnp.abs(z).max(-1)) * jnp.maximum(1.0, jnp.exp(-log_det))
+        assert bool(jnp.all(jnp.abs(x_back - x).max(-1) <= allowed)), type(bij).__name__
+        z_back, _ = bij.forward(params, x_back)
+        np.testing.assert_allclose(z_back, z, atol=1e-5, rtol=1e-5)
+
+
+def _grid_mass(log_prob, lim, n=400):
+    g = jnp.linspace(-lim, lim, n)
+    xx, yy = jnp.meshgrid(g, g)
+    pts = jnp.stack([xx.ravel(), yy.ravel()], -1)
+    dens = jnp.exp(jax.jit(log_prob)(pts)).reshape(n, n)
+    return float(jnp.trapezoid(jnp.trapezoid(dens, g, axis=1), g))
+
+
+def _toy_flow(full=True):
+    cond = lambda: F.MLPConditioner(num_params=F.spline_num_params(6), hidden=(32,))
+    splines = (F.ActNorm(), F.Invertible1x1Conv(), F.spline_coupling(cond(), "half", 0, 6, 3.0),
+               F.spline_coupling(cond(), "half", 1, 6, 3.0))
+    if not full:
+        return F.chain(*splines)
+    return F.chain(*splines, F.Planar(), F.Radial(), F.maf_layer(MADE(num_params=2, hidden=(16,), zero_init_output=True)))
+
+
+def test_random_2d_flow_density_integrates_to_one():
+    flow = _toy_flow()
+    x = jax.random.normal(_key(0), (64, 2))
+    # Perturbed enough to be far from a Gaussian (std ~0.8 and ~1.2 per axis), smooth enough for a 400 grid.
+    params = jax.jit(lambda k, x: _perturb(flow.init(k, x), _key(2), 0.1))(_key(1), x)
+    mass = _grid_mass(lambda p: F.flow_log_prob(flow, params, p), 8.0)
+    assert abs(mass - 1.0) < 1e-2, mass
+
+
+def test_trained_2d_flow_density_integrates_to_one():
+    from gm_jax.data import toy2d
+
+    data = jnp.asarray(toy2d.sample("eight_gaussians", 2048, seed=0), jnp.float32)
+    flow = _toy_flow(full=False)
+    params = jax.jit(flow.init)(_key(1), data[:512])
+    opt = optax.adam(3e-3)
+
+    @jax.jit
+    def step(params, state, batch):
+        loss, grads = jax.value_and_grad(lambda p: -F.flow_log_prob(flow, p, batch).mean())(params)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), state, loss
+
+    state = opt.init(params)
+    first = None
+    for i in range(150):
+        params, state, loss = step(params, state, data[(i % 8) * 256:(i % 8 + 1) * 256])
+        first = float(loss) if first is None else first
+    assert float(loss) < first - 0.3, (first, float(loss))  # it did learn something
+    mass = _grid_mass(lambda p: F.flow_log_prob(flow, params, p), 6.0)
+    assert abs(mass - 1.0) < 1e-2, mass
+
+
+def test_bad_configurations_raise():
+    with pytest.raises(GMJaxError, match="at least 2 channels"):
+        F.coupling_mask("channel", (4, 4, 1))
+    with pytest.raises(GMJaxError, match="unknown coupling mask"):
+        F.coupling_mask("diagonal", (4,))
+    with pytest.raises(GMJaxError, match="for images"):
+        F.coupling_mask("checkerboard", (4,))
+    with pytest.raises(GMJaxError, match="needs 2"):
+        F.maf_layer(MADE(num_params=3)).init(_key(0), jnp.ones((2, 3)))
+    with pytest.raises(GMJaxError, match="needs 5"):
+        F.spline_coupling(F.MLPConditioner(num_params=3), "half", num_bins=2).init(_key(0), jnp.ones((2, 4)))
