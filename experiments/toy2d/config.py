@@ -27,12 +27,17 @@ class Toy2dConfig:
 CONFIGS = {
     "cpu": Toy2dConfig(
         name="cpu",
+        model_sets={"realnvp": {"coupling_pairs": "4"}},
         train_sets={"steps": "5000", "batch_size": "256", "schedule": "cosine", "warmup_steps": "200",
                     "checkpoint_every": "5000", "log_every": "500"},
     ),
     "smoke": Toy2dConfig(
         name="smoke",
         datasets=("moons",),
+        model_sets={"made": {"hidden": "16,16", "num_orderings": "2", "num_components": "2"},
+                    "maf": {"num_layers": "2", "hidden": "16,16"},
+                    "realnvp": {"coupling_pairs": "1", "hidden": "16"},
+                    "spline_flow": {"num_layers": "1", "hidden": "16,16"}},
         train_sets={"steps": "3", "batch_size": "32", "warmup_steps": "0", "checkpoint_every": "3",
                     "log_every": "1"},
         grid_bins=40,

@@ -9,11 +9,15 @@ normalised) and drawn as a heat map next to the true density.
 
     python experiments/toy2d/run.py --config cpu      # the table in README.md, minutes on 2 CPU cores
     python experiments/toy2d/run.py --config smoke    # a few steps of everything (what the tests run)
+
+Runs resume: training again into the same ``--workdir`` skips finished runs, so disjoint ``--datasets``
+subsets can run in parallel processes and a last full invocation assembles the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -59,7 +63,11 @@ def _grid_log_prob(model, variables, bins: int) -> tuple[np.ndarray, float]:
 
 
 def run_one(model_name: str, dataset_name: str, cfg: Toy2dConfig, workdir: str, data_dir: str | None) -> dict:
-    """Trains (or resumes) one model on one dataset; returns its table row and writes its heat map data."""
+    """Trains one model on one dataset (or reuses a finished run's ``row.json``); returns its table row."""
+    row_path = os.path.join(workdir, "row.json")
+    if os.path.isfile(row_path):
+        with open(row_path) as f:
+            return json.load(f)
     config_cls, model_cls = MODELS[model_name]
     model_cfg = override(config_cls(), cfg.model_sets.get(model_name, {}))
     dataset = load_dataset(f"toy2d/{dataset_name}", data_dir)
@@ -72,8 +80,10 @@ def run_one(model_name: str, dataset_name: str, cfg: Toy2dConfig, workdir: str, 
     variables = eval_variables(restore_state(model, dataset, train_cfg, workdir))
     log_p, mass = _grid_log_prob(model, variables, cfg.grid_bins)
     np.save(os.path.join(workdir, "grid_log_prob.npy"), log_p)
-    return {"model": model_name, "dataset": dataset_name, "test_nll": results["test_nll_nats"],
-            "grid_mass": mass, "steps": train_cfg.steps, "seconds": seconds}
+    row = {"model": model_name, "dataset": dataset_name, "test_nll": results["test_nll_nats"],
+           "grid_mass": mass, "steps": train_cfg.steps, "seconds": seconds}
+    write_json(row_path, row)
+    return row
 
 
 def true_nll(dataset_name: str, data_dir: str | None) -> float | None:
@@ -149,8 +159,17 @@ def main(argv=None):
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--workdir", default=None, help="default: runs/toy2d_<config>")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--datasets", default=None, help="comma-separated subset of the config's datasets")
+    p.add_argument("--models", default=None, help="comma-separated subset of the config's models")
     args = p.parse_args(argv)
     cfg = CONFIGS[args.config]
+    for field in ("datasets", "models"):
+        if getattr(args, field):
+            subset = tuple(getattr(args, field).split(","))
+            unknown = set(subset) - set(getattr(cfg, field))
+            if unknown:
+                p.error(f"--{field}: {', '.join(sorted(unknown))} not in config {cfg.name}")
+            cfg = dataclasses.replace(cfg, **{field: subset})
     workdir = args.workdir or os.path.join("runs", f"toy2d_{cfg.name}")
     print(f"{'dataset':>16} {'model':>12} {'test NLL':>8} {'true':>8} {'gap':>8} {'mass':>7} {'time':>8}")
     reproduce(cfg, workdir, args.data_dir)

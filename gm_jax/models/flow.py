@@ -135,29 +135,41 @@ class RealNVPConfig:
     """RealNVP (Dinh et al. 2017): at each scale but the last, ``coupling_pairs`` pairs of checkerboard
     affine couplings, a squeeze, ``coupling_pairs`` pairs of channel couplings, then half the channels
     are factored out; the last scale has checkerboard couplings only. Each pair starts with ActNorm
-    (standing in for the paper's batch norm). Conditioners: small ResNets of ``channels`` width."""
+    (standing in for the paper's batch norm). Conditioners: small ResNets of ``channels`` width.
+
+    On points [B, D] (toy2d, tabular): ``coupling_pairs`` pairs of affine couplings with complementary
+    half masks, MLP conditioners of widths ``hidden`` (the paper's 2-D experiments, Dinh et al. 2017 fig. 1).
+    """
 
     num_scales: int = 2
     coupling_pairs: int = 2
     channels: int = 32
     num_blocks: int = 1
+    hidden: tuple[int, ...] = (64, 64)
     max_log_scale: float = 3.0
     logit_alpha: float = 0.05
 
     def validate(self):
         _check_positive(self, "num_scales", "coupling_pairs", "channels")
+        if any(h < 1 for h in self.hidden):
+            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.num_blocks < 0:
             raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
         _check_common(self)
 
 
 class RealNVP(_FlowModel):
-    """Multi-scale affine-coupling flow on images; latent [B, H*W*C]."""
+    """Multi-scale affine-coupling flow on images (latent [B, H*W*C]), or a coupling stack on points."""
 
     default_train = {"steps": 3000, "schedule": "cosine", "warmup_steps": 100, "lr": 1e-3, "grad_clip": 100.0,
                      "checkpoint_every": 1000}
 
     def _build_flow(self, config, spec):
+        if spec.kind == "points":
+            cond = lambda: F.MLPConditioner(num_params=2, hidden=tuple(config.hidden))
+            pair = F.chain(F.affine_coupling(cond(), "half", 0, config.max_log_scale),
+                           F.affine_coupling(cond(), "half", 1, config.max_log_scale))
+            return F.repeat(pair, config.coupling_pairs)
         _image_levels_check("realnvp", spec, config.num_scales, config.num_scales - 1)
         cond = lambda: F.ConvConditioner(num_params=2, channels=config.channels, num_blocks=config.num_blocks)
         pair = lambda mask: F.repeat(F.chain(
