@@ -22,6 +22,7 @@ def _batch(dataset, n=16):
 
 TINY = {
     "realnvp": RealNVPConfig(num_scales=2, coupling_pairs=1, channels=8, num_blocks=0),
+    "realnvp-points": RealNVPConfig(coupling_pairs=1, hidden=(16,)),
     "glow": GlowConfig(num_levels=2, steps_per_level=2, channels=8, num_blocks=0),
     "glow-additive": GlowConfig(num_levels=1, steps_per_level=1, channels=8, num_blocks=1, coupling="additive"),
     "maf": MAFConfig(num_layers=2, hidden=(16,)),
@@ -30,7 +31,6 @@ TINY = {
     "spline_flow-ar": SplineFlowConfig(num_layers=1, hidden=(16,), num_bins=4, kind="autoregressive"),
 }
 CLASSES = {"realnvp": RealNVP, "glow": Glow, "maf": MAF, "spline_flow": SplineFlow}
-IMAGE_ONLY = ("realnvp", "glow")
 
 
 def _model(name, spec):
@@ -44,7 +44,7 @@ def test_flow_models_are_registered():
 
 @pytest.mark.parametrize("name,data", [
     ("realnvp", "digits"), ("glow", "digits"), ("maf", "digits"),
-    ("maf", "moons"), ("maf-spline", "moons"), ("spline_flow", "moons"), ("spline_flow-ar", "moons"),
+    ("realnvp-points", "moons"), ("maf", "moons"), ("maf-spline", "moons"), ("spline_flow", "moons"), ("spline_flow-ar", "moons"),
 ])
 def test_flow_model_interface(name, data, request):
     dataset = request.getfixturevalue(data)
@@ -115,7 +115,7 @@ def test_invalid_flow_configs_raise(digits, moons):
     with pytest.raises(GMJaxError, match="lower the number of levels"):
         RealNVP(RealNVPConfig(num_scales=4), digits.spec)
     with pytest.raises(GMJaxError, match="image flow"):
-        RealNVP(RealNVPConfig(), moons.spec)
+        Glow(GlowConfig(), moons.spec)
     with pytest.raises(GMJaxError, match="num_bins"):
         SplineFlow(SplineFlowConfig(num_bins=1), moons.spec)
     with pytest.raises(GMJaxError, match="logit_alpha"):

@@ -32,6 +32,11 @@ def _check_positive(config, *names):
             raise GMJaxError(f"{name} must be >= 1, got {getattr(config, name)}")
 
 
+def _check_hidden(config):
+    if any(h < 1 for h in config.hidden):
+        raise GMJaxError(f"hidden widths must be >= 1, got {config.hidden}")
+
+
 def _check_common(config):
     if not 0.0 < config.logit_alpha < 0.5:
         raise GMJaxError(f"logit_alpha must be in (0, 0.5), got {config.logit_alpha}")
@@ -151,8 +156,7 @@ class RealNVPConfig:
 
     def validate(self):
         _check_positive(self, "num_scales", "coupling_pairs", "channels")
-        if any(h < 1 for h in self.hidden):
-            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
+        _check_hidden(self)
         if self.num_blocks < 0:
             raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
         _check_common(self)
@@ -237,8 +241,7 @@ class MAFConfig:
 
     def validate(self):
         _check_positive(self, "num_layers")
-        if any(h < 1 for h in self.hidden):
-            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
+        _check_hidden(self)
         if self.transformer not in ("affine", "spline"):
             raise GMJaxError(f"transformer must be affine or spline, got {self.transformer}")
         _check_spline(self)
@@ -277,8 +280,7 @@ class SplineFlowConfig:
 
     def validate(self):
         _check_positive(self, "num_layers")
-        if any(h < 1 for h in self.hidden):
-            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
+        _check_hidden(self)
         if self.kind not in ("coupling", "autoregressive"):
             raise GMJaxError(f"kind must be coupling or autoregressive, got {self.kind}")
         _check_spline(self)
