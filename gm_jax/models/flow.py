@@ -54,8 +54,9 @@ def _check_spline(config):
 class _FlowModel:
     """Shared plumbing: data <-> model space, loss, log_prob and sampling around ``self.flow``.
 
-    Subclasses set ``self.flow`` (a bijector on model space) and ``self.flatten`` (whether images are
-    flattened to vectors [B, H*W*C] before the flow, for the vector flows MAF and spline_flow).
+    Subclasses define ``_build_flow(config, spec)`` (the bijector on model space, stored as ``self.flow``)
+    and ``flatten`` (whether images are flattened to vectors [B, H*W*C] before the flow, for the vector
+    flows MAF and spline_flow).
     """
 
     has_log_prob = True
@@ -111,9 +112,6 @@ class _FlowModel:
         z ~ N(0, temperature^2 I) through the inverse flow."""
         inverse = lambda z: self.flow.inverse(variables["params"], z)[0]
         return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num), temperature))
-
-    def _build_flow(self, config, spec):
-        raise NotImplementedError
 
 
 def _init_with_rbg(flow, key, x):
