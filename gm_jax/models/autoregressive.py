@@ -28,6 +28,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import binarize, from_centres, to_centres
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
+from gm_jax.models.base import check_hidden, check_positive
 from gm_jax.nets.made import MADE
 from gm_jax.nets.pixelcnn import GatedPixelCNN
 from gm_jax.samplers.ancestral import ancestral_sample
@@ -81,12 +82,8 @@ class MADEConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
-        if any(w < 1 for w in self.hidden):
-            raise GMJaxError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.num_components < 1:
-            raise GMJaxError(f"num_components must be >= 1, got {self.num_components}")
-        if self.num_orderings < 1:
-            raise GMJaxError(f"num_orderings must be >= 1, got {self.num_orderings}")
+        check_hidden(self)
+        check_positive(self, "num_components", "num_orderings")
 
 
 class MADEModel:
@@ -215,9 +212,7 @@ class PixelCNNConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
-        for name in ("features", "num_layers", "head_features", "num_mixtures"):
-            if getattr(self, name) < 1:
-                raise GMJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "features", "num_layers", "head_features", "num_mixtures")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise GMJaxError(f"kernel_size must be odd and >= 3, got {self.kernel_size}")
 

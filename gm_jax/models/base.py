@@ -44,6 +44,20 @@ def param_groups(model) -> tuple[tuple[str | None, int], ...]:
     return getattr(model, "param_groups", ((None, 1),))
 
 
+def check_positive(config, *names) -> None:
+    """Config validation: each named int field must be >= 1 (one clear line otherwise)."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise GMJaxError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def check_hidden(config, field: str = "hidden") -> None:
+    """Config validation: every width of a tuple-of-widths field must be >= 1."""
+    widths = getattr(config, field)
+    if any(w < 1 for w in widths):
+        raise GMJaxError(f"{field} widths must be >= 1, got {widths}")
+
+
 def num_params(params) -> int:
     return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
 

@@ -21,6 +21,7 @@ from gm_jax import distributions as D
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
+from gm_jax.models.base import check_positive
 from gm_jax.nets.transformer import CausalTransformer
 
 
@@ -35,9 +36,7 @@ class CharLMConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
-        for name in ("num_layers", "num_heads", "embed_dim", "mlp_ratio"):
-            if getattr(self, name) < 1:
-                raise GMJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "num_layers", "num_heads", "embed_dim", "mlp_ratio")
         if self.embed_dim % self.num_heads:
             raise GMJaxError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
 

@@ -22,19 +22,9 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import dequantize, quantize
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import nll
+from gm_jax.models.base import check_hidden, check_positive
 from gm_jax.nets.made import MADE
 from gm_jax.samplers.flow import reverse_flow_sample
-
-
-def _check_positive(config, *names):
-    for name in names:
-        if getattr(config, name) < 1:
-            raise GMJaxError(f"{name} must be >= 1, got {getattr(config, name)}")
-
-
-def _check_hidden(config):
-    if any(h < 1 for h in config.hidden):
-        raise GMJaxError(f"hidden widths must be >= 1, got {config.hidden}")
 
 
 def _check_common(config):
@@ -153,8 +143,8 @@ class RealNVPConfig:
     logit_alpha: float = 0.05
 
     def validate(self):
-        _check_positive(self, "num_scales", "coupling_pairs", "channels")
-        _check_hidden(self)
+        check_positive(self, "num_scales", "coupling_pairs", "channels")
+        check_hidden(self)
         if self.num_blocks < 0:
             raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
         _check_common(self)
@@ -197,7 +187,7 @@ class GlowConfig:
     logit_alpha: float = 0.05
 
     def validate(self):
-        _check_positive(self, "num_levels", "steps_per_level", "channels")
+        check_positive(self, "num_levels", "steps_per_level", "channels")
         if self.num_blocks < 0:
             raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
         if self.coupling not in ("affine", "additive"):
@@ -238,8 +228,8 @@ class MAFConfig:
     logit_alpha: float = 0.05
 
     def validate(self):
-        _check_positive(self, "num_layers")
-        _check_hidden(self)
+        check_positive(self, "num_layers")
+        check_hidden(self)
         if self.transformer not in ("affine", "spline"):
             raise GMJaxError(f"transformer must be affine or spline, got {self.transformer}")
         _check_spline(self)
@@ -277,8 +267,8 @@ class SplineFlowConfig:
     logit_alpha: float = 0.05
 
     def validate(self):
-        _check_positive(self, "num_layers")
-        _check_hidden(self)
+        check_positive(self, "num_layers")
+        check_hidden(self)
         if self.kind not in ("coupling", "autoregressive"):
             raise GMJaxError(f"kind must be coupling or autoregressive, got {self.kind}")
         _check_spline(self)
