@@ -136,16 +136,18 @@ def cmd_sample(args) -> int:
         raise GMJaxError(f"--out {args.out}: {run['dataset']} samples are written as "
                          f"{'.txt or .npz' if is_text else '.png or .npz'}")
     kw = {}
-    if args.mode is not None:
-        if not _accepts(model.sample, "mode"):
-            raise GMJaxError(f"{run['model']} sampling has no --mode; drop it")
-        kw["mode"] = args.mode
-    if args.temperature is not None:
-        if args.temperature < 0:
-            raise GMJaxError(f"--temperature must be >= 0, got {args.temperature}")
-        if not _accepts(model.sample, "temperature"):
-            raise GMJaxError(f"{run['model']} sampling takes no temperature; drop --temperature")
-        kw["temperature"] = args.temperature
+    for name, flag in (("mode", "--mode"), ("temperature", "--temperature"), ("sampler", "--sampler"),
+                       ("steps", "--steps"), ("guidance", "--guidance")):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name in ("temperature", "guidance") and value < 0:
+            raise GMJaxError(f"{flag} must be >= 0, got {value}")
+        if name == "steps" and value < 1:
+            raise GMJaxError(f"--steps must be >= 1, got {value}")
+        if not _accepts(model.sample, name):
+            raise GMJaxError(f"{run['model']} sampling takes no {flag}; drop it")
+        kw[name] = value
     state = restore_state(model, dataset, train_cfg, args.workdir)
     sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
     samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
@@ -219,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.png (grid), FILE.txt (text data) or FILE.npz (array 'samples')")
     s.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
     s.add_argument("--temperature", type=float, help="sampling temperature (models that take one; 0: most likely)")
+    s.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn)")
+    s.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level)")
+    s.add_argument("--guidance", type=float, help="classifier-free guidance scale w (conditional ddpm)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_sample)

@@ -67,3 +67,21 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "vae", "--dataset", "toy2d/moons", "--workdir", workdir]) == 2
     assert "holds a vae run on digits" in _error_line(capsys)
+
+
+def test_diffusion_sampler_flags(tmp_path, capsys):
+    workdir = str(tmp_path / "ddpm")
+    sets = ["--set", "num_steps=50", "--set", "hidden=16", "--set", "embed_dim=8", "--set", "batch_size=32",
+            "--set", "log_every=2", "--set", "num_samples=4", "--set", "eval_max_examples=32"]
+    assert main(["train", "ddpm", "--dataset", "toy2d/moons", "--steps", "2", "--workdir", workdir,
+                 "--no-progress", *sets]) == 0
+    capsys.readouterr()
+    out = str(tmp_path / "s.npz")
+    assert main(["sample", "--workdir", workdir, "--num", "5", "--out", out, "--sampler", "ddim", "--steps", "5"]) == 0
+    with np.load(out) as z:
+        assert z["samples"].shape == (5, 2) and np.isfinite(z["samples"]).all()
+    capsys.readouterr()
+    for flags, message in ((["--guidance", "2"], "needs a conditional model"), (["--sampler", "pc"], "ddpm or ddim"),
+                           (["--steps", "0"], "--steps must be >= 1"), (["--temperature", "1"], "takes no --temperature")):
+        assert main(["sample", "--workdir", workdir, "--out", out, *flags]) == 2
+        assert message in _error_line(capsys), flags

@@ -2,5 +2,10 @@
 
 from gm_jax.losses.elbo import elbo, iwae_bound
 from gm_jax.losses.likelihood import bits_per_dim, nll, uniform_nll_nats
+from gm_jax.losses.score_matching import ddpm_loss, dsm_loss, sde_dsm_loss
+from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss, prior_kl, vlb_term
 
-__all__ = ["elbo", "iwae_bound", "bits_per_dim", "nll", "uniform_nll_nats"]
+__all__ = ["elbo", "iwae_bound", "bits_per_dim", "nll", "uniform_nll_nats", "ddpm_loss", "dsm_loss", "sde_dsm_loss",
+           "diffusion_vlb", "hybrid_loss", "prior_kl", "vlb_term"]
+from gm_jax.losses.energy import contrastive_divergence_loss  # noqa: E402
+__all__ += ["contrastive_divergence_loss"]

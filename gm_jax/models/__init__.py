@@ -3,17 +3,30 @@
 from gm_jax.models.autoregressive import MADEConfig, MADEModel, PixelCNN, PixelCNNConfig
 from gm_jax.models.base import Model, config_from_dict, config_to_dict, num_params, override, param_groups
 from gm_jax.models.charlm import CharLM, CharLMConfig
+from gm_jax.models.diffusion import DDPM, DDPMConfig
+from gm_jax.models.ebm import EBM, EBMConfig
 from gm_jax.models.flow import MAF, Glow, GlowConfig, MAFConfig, RealNVP, RealNVPConfig, SplineFlow, SplineFlowConfig
+from gm_jax.models.ncsn import NCSN, NCSNConfig
+from gm_jax.models.score_sde import ScoreSDE, ScoreSDEConfig
 from gm_jax.models.vae import VAE, VAEConfig
 
-MODELS = {"vae": (VAEConfig, VAE)}
-MODELS["charlm"] = (CharLMConfig, CharLM)
-MODELS["made"] = (MADEConfig, MADEModel)
-MODELS["pixelcnn"] = (PixelCNNConfig, PixelCNN)
-MODELS["realnvp"] = (RealNVPConfig, RealNVP)
-MODELS["glow"] = (GlowConfig, Glow)
-MODELS["maf"] = (MAFConfig, MAF)
-MODELS["spline_flow"] = (SplineFlowConfig, SplineFlow)
+MODELS = {
+    "vae": (VAEConfig, VAE),
+    "charlm": (CharLMConfig, CharLM),
+    "made": (MADEConfig, MADEModel),
+    "pixelcnn": (PixelCNNConfig, PixelCNN),
+    "realnvp": (RealNVPConfig, RealNVP),
+    "glow": (GlowConfig, Glow),
+    "maf": (MAFConfig, MAF),
+    "spline_flow": (SplineFlowConfig, SplineFlow),
+    "ddpm": (DDPMConfig, DDPM),
+    "score_sde": (ScoreSDEConfig, ScoreSDE),
+    "ncsn": (NCSNConfig, NCSN),
+    "ebm": (EBMConfig, EBM),
+}
 
-__all__ = ["MODELS", "Model", "Glow", "GlowConfig", "MAF", "MAFConfig", "RealNVP", "RealNVPConfig", "SplineFlow", "SplineFlowConfig", "MADEConfig", "MADEModel", "PixelCNN", "PixelCNNConfig", "CharLM", "CharLMConfig", "VAE", "VAEConfig", "config_from_dict", "config_to_dict", "num_params",
-           "override", "param_groups"]
+__all__ = ["MODELS", "Model", "CharLM", "CharLMConfig", "DDPM", "DDPMConfig", "EBM", "EBMConfig", "Glow",
+           "GlowConfig", "MADEConfig", "MADEModel", "MAF", "MAFConfig", "NCSN", "NCSNConfig", "PixelCNN",
+           "PixelCNNConfig", "RealNVP", "RealNVPConfig", "ScoreSDE", "ScoreSDEConfig", "SplineFlow",
+           "SplineFlowConfig", "VAE", "VAEConfig", "config_from_dict", "config_to_dict", "num_params", "override",
+           "param_groups"]

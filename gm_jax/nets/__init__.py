@@ -3,7 +3,12 @@
 from gm_jax.nets.made import MADE, made_orderings
 from gm_jax.nets.mlp import MLP
 from gm_jax.nets.pixelcnn import GatedPixelCNN
+from gm_jax.nets.time_mlp import TimeMLP
+from gm_jax.nets.unet import UNet, timestep_embedding
 from gm_jax.nets.transformer import CausalTransformer
 from gm_jax.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 __all__ = ["MADE", "made_orderings", "MLP", "GatedPixelCNN", "CausalTransformer", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder"]
+__all__ += ["TimeMLP", "UNet", "timestep_embedding"]
+from gm_jax.nets.energy import EnergyConvNet, EnergyMLP  # noqa: E402
+__all__ += ["EnergyConvNet", "EnergyMLP"]

@@ -42,6 +42,10 @@ def linear_beta_schedule(num_steps: int = 1000, beta_start: float = 1e-4, beta_e
     if num_steps < 1:
         raise GMJaxError(f"num_steps must be >= 1, got {num_steps}")
     scale = 1000.0 / num_steps
+    if not 0 < scale * beta_start <= scale * beta_end < 1:
+        raise GMJaxError(f"linear_beta_schedule: with num_steps={num_steps} the rescaled betas run from "
+                         f"{scale * beta_start:g} to {scale * beta_end:g}, outside (0, 1); use more steps or a "
+                         f"smaller beta_end (at most {num_steps / 1000.0:g} here)")
     return np.linspace(scale * beta_start, scale * beta_end, num_steps, dtype=np.float64)
 
 
@@ -118,3 +122,60 @@ def eps_from_v(schedule: DiffusionSchedule, x_t, t, v):
     """eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) v."""
     abar = _per_example(schedule.alphas_cumprod, t, x_t)
     return jnp.sqrt(1.0 - abar) * x_t + jnp.sqrt(abar) * v
+
+
+def eps_from_prediction(schedule: DiffusionSchedule, x_t, t, out, prediction: str):
+    """The ε implied by a network output that predicts ``"eps"``, ``"x0"`` or ``"v"``."""
+    if prediction == "eps":
+        return out
+    if prediction == "x0":
+        return eps_from_x0(schedule, x_t, t, out)
+    if prediction == "v":
+        return eps_from_v(schedule, x_t, t, out)
+    raise GMJaxError(f"unknown prediction '{prediction}'; choose one of eps, x0, v")
+
+
+VARIANCES = ("posterior", "beta", "learned")
+
+
+def split_network_output(out, variance: str):
+    """(eps, var_interp or None) in float32 from a network output: ``(eps, var_interp)`` when the variance
+    is learned, else eps alone."""
+    if variance == "learned":
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise GMJaxError("variance='learned' needs the network to return (eps, var_interp)")
+        return out[0].astype(jnp.float32), out[1].astype(jnp.float32)
+    return out.astype(jnp.float32), None
+
+
+def p_mean_variance(schedule: DiffusionSchedule, x_t, t, eps, variance: str = "posterior", var_interp=None,
+                    clip_x0: bool = False):
+    """The reverse kernel p(x_{t-1} | x_t) = N(mean, exp(log_var)) implied by a predicted ε.
+
+    The mean is the posterior mean q(x_{t-1} | x_t, x0_hat) at x0_hat = x0_from_eps (optionally clipped to
+    [-1, 1], as Ho et al. do for images), equal to (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
+    when unclipped. ``variance``: ``"posterior"`` beta~_t (their sigma_t^2 = beta~_t), ``"beta"`` beta_t
+    (with beta~_2 at t = 1, as their code does), or ``"learned"``: the interpolation
+    exp(v log beta_t + (1 - v) log beta~_t) (beta~_1 clipped to beta~_2) with v = (var_interp + 1) / 2 (Nichol & Dhariwal 2021, eq. 15),
+    ``var_interp`` like x_t in [-1, 1].
+
+    Returns: mean [B, ...], log_var (broadcastable against mean), x0_hat [B, ...].
+    """
+    x0_hat = x0_from_eps(schedule, x_t, t, eps)
+    if clip_x0:
+        x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+    mean, _, post_log_var = q_posterior(schedule, x0_hat, x_t, t)
+    log_beta = jnp.log(jnp.concatenate([schedule.posterior_variance[1:2], schedule.betas[1:]]))
+    if variance == "posterior":
+        log_var = post_log_var
+    elif variance == "beta":
+        log_var = _per_example(log_beta, t, x_t)
+    elif variance == "learned":
+        if var_interp is None:
+            raise GMJaxError("variance='learned' needs var_interp, the network's variance output")
+        # The upper end is log beta_t at every t, t = 1 included (beta_1 > beta~_2 lets the decoder widen).
+        frac = (var_interp + 1.0) / 2.0
+        log_var = frac * _per_example(jnp.log(schedule.betas), t, x_t) + (1.0 - frac) * post_log_var
+    else:
+        raise GMJaxError(f"unknown variance '{variance}'; choose one of {', '.join(VARIANCES)}")
+    return mean, log_var, x0_hat

@@ -1,0 +1,273 @@
+"""Denoising diffusion probabilistic models (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"),
+with the improvements of Nichol & Dhariwal (2021: cosine schedule, learned variances, hybrid loss),
+DDIM sampling (Song, Meng & Ermon 2021) and classifier-free guidance (Ho & Salimans 2021).
+
+Images (integers 0..K-1) live at the bin centres in [-1, 1] (:func:`gm_jax.data.preprocess.to_centres`)
+and the decoder p(x_0 | x_1) is the discretized Gaussian of Ho et al., so ``log_prob`` (minus the
+variational bound of :func:`gm_jax.losses.diffusion_vlb`) is a lower bound on log P(x) in nats relative
+to the discrete data, with no dequantization term. Points (toy2d) use a continuous Gaussian decoder:
+``log_prob`` bounds their log-density. Networks: the DDPM U-Net on images, TimeMLP on points; the network
+sees the 0-based step index t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from gm_jax.data.loading import DataSpec
+from gm_jax.data.preprocess import from_centres, to_centres
+from gm_jax.errors import GMJaxError
+from gm_jax.losses.likelihood import bits_per_dim
+from gm_jax.losses.score_matching import PREDICTIONS, ddpm_loss
+from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
+from gm_jax.models.base import check_hidden, check_positive
+from gm_jax.nets.time_mlp import TimeMLP
+from gm_jax.nets.unet import UNet
+from gm_jax.processes.discrete import cosine_beta_schedule, eps_from_prediction, linear_beta_schedule, make_schedule
+from gm_jax.samplers.diffusion import ddim_sample, ddpm_sample, guided_eps_fn
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPMConfig:
+    """DDPM hyper-parameters.
+
+    Process: ``schedule`` linear (Ho et al.) | cosine (Nichol & Dhariwal) over ``num_steps`` steps.
+    Network output: ``prediction`` eps | x0 | v; ``learn_variance`` adds the variance head trained by the
+    hybrid loss (weight ``vlb_weight``; needs prediction=eps), else the fixed ``variance`` beta | posterior.
+    Network on points: TimeMLP ``hidden``/``embed_dim``; on images: U-Net ``channels``, ``channel_mult``,
+    ``num_res_blocks``, ``attention_resolutions``, ``dropout`` (the CIFAR-10 net of Ho et al. is
+    channels=128, channel_mult=(1,2,2,2), num_res_blocks=2, attention_resolutions=(16,), dropout=0.1).
+    Conditioning: ``conditional`` uses the dataset's labels, dropped to the null label with probability
+    ``label_dropout`` for classifier-free guidance at scale ``guidance``.
+    Sampling: ``sampler`` ddpm | ddim with ``sample_steps`` (ddim; 0 = all) and ``eta``; images clip the
+    predicted x_0 to [-1, 1]. Evaluation: the bound summed over all steps (``eval_timesteps`` 0) or an
+    unbiased estimate from that many sampled steps.
+    """
+
+    schedule: Literal["linear", "cosine"] = "linear"
+    num_steps: int = 1000
+    prediction: Literal["eps", "x0", "v"] = "eps"
+    learn_variance: bool = False
+    variance: Literal["beta", "posterior"] = "beta"
+    vlb_weight: float = 0.001
+    hidden: tuple[int, ...] = (128, 128, 128)
+    embed_dim: int = 64
+    channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = (4,)
+    dropout: float = 0.1
+    conditional: bool = False
+    label_dropout: float = 0.1
+    guidance: float = 0.0
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sample_steps: int = 0
+    eta: float = 0.0
+    eval_timesteps: int = 0
+
+    def validate(self):
+        check_positive(self, "num_steps", "embed_dim", "channels", "num_res_blocks")
+        check_hidden(self)
+        check_hidden(self, "channel_mult")
+        if self.prediction not in PREDICTIONS:
+            raise GMJaxError(f"unknown prediction '{self.prediction}'; choose one of {', '.join(PREDICTIONS)}")
+        if self.learn_variance and self.prediction != "eps":
+            raise GMJaxError("learn_variance=true trains with the hybrid loss, which needs prediction=eps")
+        if self.sampler not in SAMPLERS:
+            raise GMJaxError(f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_dropout < 1.0:
+            raise GMJaxError(f"dropout and label_dropout must be in [0, 1), got {self.dropout}, {self.label_dropout}")
+        if not 0 <= self.sample_steps <= self.num_steps:
+            raise GMJaxError(f"sample_steps must be in [0, num_steps={self.num_steps}], got {self.sample_steps}")
+        if self.eta < 0 or self.vlb_weight < 0 or self.eval_timesteps < 0:
+            raise GMJaxError("eta, vlb_weight and eval_timesteps must be >= 0")
+        self.make_schedule()
+
+    def make_schedule(self):
+        if self.schedule == "linear":
+            return make_schedule(linear_beta_schedule(self.num_steps))
+        if self.schedule == "cosine":
+            return make_schedule(cosine_beta_schedule(self.num_steps))
+        raise GMJaxError(f"unknown schedule '{self.schedule}'; choose one of linear, cosine")
+
+
+class DDPM:
+    """A diffusion model on images (U-Net) or points (TimeMLP), optionally class-conditional."""
+
+    has_log_prob = True
+    default_train = {"steps": 20000, "lr": 2e-4, "warmup_steps": 500, "grad_clip": 1.0, "ema_decay": 0.999,
+                     "checkpoint_every": 2000}
+
+    def __init__(self, config: DDPMConfig, spec: DataSpec):
+        config.validate()
+        if spec.kind not in ("image", "points"):
+            raise GMJaxError(f"ddpm models images or points, and {spec.name} holds {spec.kind}")
+        if config.conditional and not spec.num_classes:
+            raise GMJaxError(f"conditional=true needs labels, and dataset {spec.name} has none")
+        if config.guidance and not config.conditional:
+            raise GMJaxError("guidance needs a conditional model: set conditional=true (and train with label_dropout)")
+        self.config, self.spec = config, spec
+        self.schedule = config.make_schedule()
+        classes = spec.num_classes if config.conditional else None
+        channels = spec.shape[-1] if spec.kind == "image" else spec.num_dims
+        out = channels * (2 if config.learn_variance else 1)
+        if spec.kind == "image":
+            levels = len(config.channel_mult) - 1
+            if spec.shape[0] % 2**levels or spec.shape[1] % 2**levels:
+                raise GMJaxError(f"channel_mult {config.channel_mult} halves {spec.shape[0]}x{spec.shape[1]} images "
+                                 f"{levels} times; use fewer levels")
+            self.net = UNet(channels=config.channels, channel_mult=tuple(config.channel_mult),
+                            num_res_blocks=config.num_res_blocks,
+                            attention_resolutions=tuple(config.attention_resolutions), dropout=config.dropout,
+                            num_classes=classes, out_channels=out)
+        else:
+            self.net = TimeMLP(hidden=tuple(config.hidden), out_dim=out, num_classes=classes,
+                               embed_dim=config.embed_dim)
+        # The discretized decoder for integer images; a continuous Gaussian decoder for points.
+        self.num_levels = spec.num_levels if spec.kind == "image" else None
+
+    # --------------------------------------------------------------------------------------- network
+    def _apply(self, params, x, t, labels, train=False, key=None):
+        """Raw network output [B, ..., C or 2C] (float32)."""
+        if self.spec.kind == "image":
+            rngs = {"dropout": key} if train and self.config.dropout > 0 else None
+            return self.net.apply({"params": params}, x, t, labels, train, rngs=rngs)
+        flat = x.reshape(x.shape[0], -1)
+        return self.net.apply({"params": params}, flat, t, labels)
+
+    def output_fn(self, params, train: bool = False, key=None):
+        """``(x_t, t[, labels]) -> raw output``: the configured prediction (eps, x0 or v), or
+        ``(eps, var_interp)`` with learned variances; shapes like x_t."""
+        c = self.config
+
+        def fn(x, t, labels=None):
+            out = self._apply(params, x, t, labels, train, key)
+            if c.learn_variance:
+                eps, interp = jnp.split(out, 2, axis=-1)
+                return eps.reshape(x.shape), interp.reshape(x.shape)
+            return out.reshape(x.shape)
+
+        return fn
+
+    def eps_fn(self, params, train: bool = False, key=None):
+        """``(x_t, t[, labels]) -> eps`` (or ``(eps, var_interp)`` with learned variances): the callable the
+        samplers of :mod:`gm_jax.samplers` and the bound of :mod:`gm_jax.losses` take."""
+        out_fn, c = self.output_fn(params, train, key), self.config
+        if c.learn_variance or c.prediction == "eps":
+            return out_fn
+        return lambda x, t, labels=None: eps_from_prediction(self.schedule, x, t, out_fn(x, t, labels), c.prediction)
+
+    def _labels(self, batch):
+        if not self.config.conditional:
+            return None
+        if "label" not in batch:
+            raise GMJaxError("this DDPM is conditional: batches (and sampling) need labels")
+        return jnp.asarray(batch["label"], jnp.int32)
+
+    # ------------------------------------------------------------------------------------ data <-> model
+    def _to_model_space(self, x):
+        if self.spec.kind == "points":
+            return jnp.asarray(x, jnp.float32)
+        return to_centres(x, self.spec.num_levels)
+
+    def _from_model_space(self, y):
+        if self.spec.kind == "points":
+            return y
+        return from_centres(jnp.clip(y, -1.0, 1.0), self.spec.num_levels)
+
+    # ----------------------------------------------------------------------------------- the interface
+    def init(self, key, example_batch):
+        x = self._to_model_space(example_batch[self.spec.data_key][:1])
+        labels = self._labels({k: v[:1] for k, v in example_batch.items()})
+        return {"params": self._init_params(key, x, labels), "state": {}}
+
+    @functools.cached_property
+    def _init_params(self):
+        """Jitted network init with an RBG key derived from ``key`` (fast XLA:CPU compile, as for flows)."""
+
+        def init(key, x, labels):
+            key = jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg")
+            t = jnp.zeros((1,), jnp.int32)
+            if self.spec.kind == "image":
+                return self.net.init(key, x, t, labels, False)["params"]
+            return self.net.init(key, x.reshape(1, -1), t, labels)["params"]
+
+        return jax.jit(init)
+
+    def loss(self, variables, batch, key):
+        """Mean L_simple (or L_hybrid with learned variances) over the batch. Metrics: the loss, and with
+        learned variances the single-step VLB estimate in bits/dim."""
+        c = self.config
+        k_drop_label, k_drop, k_loss = jax.random.split(key, 3)
+        x = self._to_model_space(batch[self.spec.data_key])
+        labels = self._labels(batch)
+        if labels is not None:  # label dropout trains the unconditional model for guidance
+            dropped = jax.random.bernoulli(k_drop_label, c.label_dropout, labels.shape)
+            labels = jnp.where(dropped, self.spec.num_classes, labels)
+        fn = self.output_fn(variables["params"], train=True, key=k_drop)
+        net = lambda x_t, t: fn(x_t, t, labels)
+        if c.learn_variance:
+            per_example, vlb_t = hybrid_loss(net, self.schedule, x, k_loss, self.num_levels, c.vlb_weight)
+            loss = per_example.mean()
+            metrics = {"hybrid_loss": loss, "vlb_term_bits_per_dim": bits_per_dim(vlb_t.mean(), self.spec.num_dims)}
+            return loss, metrics, variables["state"]
+        loss = ddpm_loss(net, self.schedule, x, k_loss, prediction=c.prediction).mean()
+        return loss, {"mse": loss}, variables["state"]
+
+    def _variance(self):
+        return "learned" if self.config.learn_variance else self.config.variance
+
+    def log_prob(self, variables, x, key, labels=None):
+        """-VLB [B]: a lower bound on log P(x) in nats (discrete images) or on log p(x) (points)."""
+        c = self.config
+        xm = self._to_model_space(x)
+        labels = self._labels({"label": labels} if labels is not None else {})
+        fn = self.eps_fn(variables["params"])
+        vlb = diffusion_vlb(lambda x_t, t: fn(x_t, t, labels), self.schedule, xm, key, self.num_levels,
+                            self._variance(), c.eval_timesteps or None)
+        return -vlb
+
+    def sample(self, variables, key, num, sampler: str | None = None, steps: int | None = None,
+               guidance: float | None = None, labels=None):
+        """``num`` samples in data space. ``sampler`` ddpm | ddim (default ``config.sampler``); ``steps``: the
+        DDIM step count (default ``config.sample_steps``, 0 = all; DDPM always runs every step);
+        ``guidance`` the classifier-free guidance scale (conditional models; default ``config.guidance``);
+        ``labels`` [num] (default 0, 1, 2, ... cycling over the classes)."""
+        c = self.config
+        sampler = sampler or c.sampler
+        if sampler not in SAMPLERS:
+            raise GMJaxError(f"ddpm samples with {' or '.join(SAMPLERS)}, not '{sampler}'")
+        guidance = c.guidance if guidance is None else guidance  # may be traced: one compile for every scale
+        if not c.conditional and not (isinstance(guidance, (int, float)) and guidance == 0):
+            raise GMJaxError("--guidance needs a conditional model (conditional=true)")
+        fn = self.eps_fn(variables["params"])
+        if c.conditional:
+            if labels is None:
+                labels = jnp.arange(num) % self.spec.num_classes
+            net = guided_eps_fn(fn, labels, self.spec.num_classes, guidance)
+        else:
+            net = lambda x_t, t: fn(x_t, t)
+        shape = (num,) + tuple(self.spec.shape)
+        clip = self.spec.kind == "image"
+        if sampler == "ddpm":
+            if steps not in (None, 0, c.num_steps):
+                raise GMJaxError(f"the ddpm sampler runs all {c.num_steps} steps; use --sampler ddim for {steps}")
+            y = ddpm_sample(net, self.schedule, key, shape, self._variance(), clip)
+        else:
+            if c.learn_variance:
+                net_eps = lambda x_t, t: net(x_t, t)[0]
+            else:
+                net_eps = net
+            n = steps or c.sample_steps or c.num_steps
+            y = ddim_sample(net_eps, self.schedule, key, shape, n, c.eta, clip)
+        return self._from_model_space(y)
+
+
+__all__ = ["SAMPLERS", "DDPM", "DDPMConfig"]
