@@ -31,7 +31,7 @@ def _init(model, x, labels=None):
 
 
 # --------------------------------------------------------------------------------------- interface on digits
-@pytest.mark.parametrize("name,cfg", [  # the categorical PixelCNN runs end to end in test_fit_a_few_steps_on_digits
+@pytest.mark.parametrize("name,cfg", [  # the categorical PixelCNN: test_log_prob_sums_to_one... and (slow) fit
     ("pixelcnn", PixelCNNConfig(**TINY_PIXELCNN, likelihood="dmol", conditional=True)),
     ("made", MADEConfig(hidden=(32,), num_orderings=1)),
     ("made", MADEConfig(hidden=(32,), likelihood="bernoulli", num_orderings=3, conditional=True)),
@@ -147,7 +147,7 @@ def test_made_mog_fits_moons(data_dir, tmp_path):
 
 # ----------------------------------------------------------------------------------------- training end to end
 @pytest.mark.parametrize("name,cfg", [
-    ("pixelcnn", PixelCNNConfig(**TINY_PIXELCNN)),
+    pytest.param("pixelcnn", PixelCNNConfig(**TINY_PIXELCNN), marks=pytest.mark.slow),  # ~28 s on 2 cores
     ("made", MADEConfig(hidden=(64,))),
 ])
 def test_fit_a_few_steps_on_digits(digits, tmp_path, name, cfg):

@@ -55,6 +55,7 @@ def test_beta_weights_the_kl_term():
     np.testing.assert_allclose(e1, aux["reconstruction"] - aux["kl"], rtol=1e-6)
 
 
+@pytest.mark.slow  # ~33 s on 2 cores; the bound ordering also has the closed-form linear-Gaussian tests
 def test_elbo_le_iwae_k_le_iwae_larger_k_on_a_vae(digits):
     """Averaged over a batch and many repeats, with tolerances of 5 standard errors."""
     from gm_jax.models import VAE, VAEConfig

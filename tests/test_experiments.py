@@ -18,14 +18,18 @@ def test_toy2d_grid_covers_the_box_and_integrates_a_gaussian():
     assert np.exp(log_p).sum() * area == pytest.approx(1.0, abs=1e-3)
 
 
-def test_toy2d_smoke_config_runs_end_to_end(tmp_path, data_dir):
-    cfg = CONFIGS["smoke"]
+@pytest.mark.parametrize("name", ["smoke", pytest.param("smoke_diffusion", marks=pytest.mark.slow)])
+def test_toy2d_smoke_config_runs_end_to_end(tmp_path, data_dir, name):
+    cfg = CONFIGS[name]
     rows = toy2d_run.reproduce(cfg, str(tmp_path), data_dir)
     assert [(r["dataset"], r["model"]) for r in rows] == [(d, m) for d in cfg.datasets for m in cfg.models]
     for r in rows:
         assert np.isfinite(r["test_nll"]) and r["gap"] == pytest.approx(r["test_nll"] - r["true_nll"])
-        # every model is a normalised density: nearly all its mass lies in the plotted box
-        assert 0.9 < r["grid_mass"] < 1.01, r
+        # every flow is a normalised density: nearly all its mass lies in the plotted box (the diffusion
+        # models are 3 steps from their initialisation here: a bound, and an ODE density of a blurry net)
+        if name == "smoke":
+            assert 0.9 < r["grid_mass"] < 1.01, r
+        assert r["bound"] == (r["model"] == "ddpm")
     with open(tmp_path / "results.json") as f:
         assert len(json.load(f)["rows"]) == len(rows)
     table = (tmp_path / "table.md").read_text().splitlines()

@@ -124,7 +124,7 @@ def test_dsm_training_recovers_the_true_score():
         x = m[:, None] * mu + jnp.einsum("bij,bj->bi", jnp.linalg.cholesky(cov), jax.random.normal(k_x, (n, 2)))
         true_eps = s[:, None] * jnp.linalg.solve(cov, (x - m[:, None] * mu)[..., None])[..., 0]
         rel = lambda pred: jnp.sum((pred - true_eps) ** 2) / jnp.sum(true_eps**2)
-        return rel(model._eps(params, x, t)), rel(s[:, None] * x / (m**2 + s**2)[:, None])
+        return rel(model.net.apply(params, x, t)), rel(s[:, None] * x / (m**2 + s**2)[:, None])
 
     params0 = model.init(jax.random.key(0), {"point": jnp.zeros((1, 2))})["params"]
     assert float(relative_errors(params0, jax.random.key(1))[0]) == pytest.approx(1.0)  # zero output at init

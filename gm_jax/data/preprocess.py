@@ -55,6 +55,21 @@ def quantize(y, num_levels: int, data_range: str = "[-1,1]"):
     return jnp.clip(x, 0, num_levels - 1).astype(dtype)
 
 
+def data_to_model_space(spec, x, key, data_range: str = "[-1,1]"):
+    """A batch of ``spec``'s data -> (model-space float32 [B, ...], log-Jacobian [B] to discrete units):
+    points pass through (log-Jacobian 0); integer images are dequantized into ``data_range``."""
+    if spec.kind == "points":
+        return jnp.asarray(x, jnp.float32), jnp.zeros(jnp.shape(x)[:1], jnp.float32)
+    return dequantize(x, spec.num_levels, key, data_range)
+
+
+def model_to_data_space(spec, y, data_range: str = "[-1,1]"):
+    """Inverse of :func:`data_to_model_space`: points pass through, images are quantized."""
+    if spec.kind == "points":
+        return y
+    return quantize(y, spec.num_levels, data_range)
+
+
 def to_centres(x, num_levels: int):
     """Integers to the bin centres in [-1, 1] used by discretized likelihoods: 2 x / (K - 1) - 1."""
     return 2.0 * jnp.asarray(x, jnp.float32) / (num_levels - 1) - 1.0

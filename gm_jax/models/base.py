@@ -7,6 +7,7 @@ import typing
 from typing import Any, Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.data.loading import DataSpec
@@ -56,6 +57,13 @@ def check_hidden(config, field: str = "hidden") -> None:
     widths = getattr(config, field)
     if any(w < 1 for w in widths):
         raise GMJaxError(f"{field} widths must be >= 1, got {widths}")
+
+
+def rbg_key(key):
+    """An RBG key derived deterministically from ``key``. Used for network init and dropout: XLA:CPU
+    compiles threefry's unrolled hash once per weight tensor or dropout layer, several times slower than
+    RngBitGenerator."""
+    return jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg")
 
 
 def num_params(params) -> int:

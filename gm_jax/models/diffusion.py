@@ -13,7 +13,6 @@ sees the 0-based step index t.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Literal
 
 import jax
@@ -26,8 +25,7 @@ from gm_jax.losses.likelihood import bits_per_dim
 from gm_jax.losses.score_matching import PREDICTIONS, ddpm_loss
 from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
 from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.nets.time_mlp import TimeMLP
-from gm_jax.nets.unet import UNet
+from gm_jax.models.denoiser import Denoiser
 from gm_jax.processes.discrete import cosine_beta_schedule, eps_from_prediction, linear_beta_schedule, make_schedule
 from gm_jax.samplers.diffusion import ddim_sample, ddpm_sample, guided_eps_fn
 
@@ -117,38 +115,19 @@ class DDPM:
         self.schedule = config.make_schedule()
         classes = spec.num_classes if config.conditional else None
         channels = spec.shape[-1] if spec.kind == "image" else spec.num_dims
-        out = channels * (2 if config.learn_variance else 1)
-        if spec.kind == "image":
-            levels = len(config.channel_mult) - 1
-            if spec.shape[0] % 2**levels or spec.shape[1] % 2**levels:
-                raise GMJaxError(f"channel_mult {config.channel_mult} halves {spec.shape[0]}x{spec.shape[1]} images "
-                                 f"{levels} times; use fewer levels")
-            self.net = UNet(channels=config.channels, channel_mult=tuple(config.channel_mult),
-                            num_res_blocks=config.num_res_blocks,
-                            attention_resolutions=tuple(config.attention_resolutions), dropout=config.dropout,
-                            num_classes=classes, out_channels=out)
-        else:
-            self.net = TimeMLP(hidden=tuple(config.hidden), out_dim=out, num_classes=classes,
-                               embed_dim=config.embed_dim)
+        self.net = Denoiser(config, spec, out_channels=channels * (2 if config.learn_variance else 1),
+                            num_classes=classes)
         # The discretized decoder for integer images; a continuous Gaussian decoder for points.
         self.num_levels = spec.num_levels if spec.kind == "image" else None
 
     # --------------------------------------------------------------------------------------- network
-    def _apply(self, params, x, t, labels, train=False, key=None):
-        """Raw network output [B, ..., C or 2C] (float32)."""
-        if self.spec.kind == "image":
-            rngs = {"dropout": key} if train and self.config.dropout > 0 else None
-            return self.net.apply({"params": params}, x, t, labels, train, rngs=rngs)
-        flat = x.reshape(x.shape[0], -1)
-        return self.net.apply({"params": params}, flat, t, labels)
-
     def output_fn(self, params, train: bool = False, key=None):
         """``(x_t, t[, labels]) -> raw output``: the configured prediction (eps, x0 or v), or
         ``(eps, var_interp)`` with learned variances; shapes like x_t."""
         c = self.config
 
         def fn(x, t, labels=None):
-            out = self._apply(params, x, t, labels, train, key)
+            out = self.net.apply(params, x, t, labels, train, key)
             if c.learn_variance:
                 eps, interp = jnp.split(out, 2, axis=-1)
                 return eps.reshape(x.shape), interp.reshape(x.shape)
@@ -186,20 +165,7 @@ class DDPM:
     def init(self, key, example_batch):
         x = self._to_model_space(example_batch[self.spec.data_key][:1])
         labels = self._labels({k: v[:1] for k, v in example_batch.items()})
-        return {"params": self._init_params(key, x, labels), "state": {}}
-
-    @functools.cached_property
-    def _init_params(self):
-        """Jitted network init with an RBG key derived from ``key`` (fast XLA:CPU compile, as for flows)."""
-
-        def init(key, x, labels):
-            key = jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg")
-            t = jnp.zeros((1,), jnp.int32)
-            if self.spec.kind == "image":
-                return self.net.init(key, x, t, labels, False)["params"]
-            return self.net.init(key, x.reshape(1, -1), t, labels)["params"]
-
-        return jax.jit(init)
+        return {"params": self.net.init(key, x, jnp.zeros((1,), jnp.int32), labels), "state": {}}
 
     def loss(self, variables, batch, key):
         """Mean L_simple (or L_hybrid with learned variances) over the batch. Metrics: the loss, and with

@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.data.loading import DataSpec
-from gm_jax.data.preprocess import dequantize, quantize
+from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.energy import contrastive_divergence_loss
-from gm_jax.models.base import check_hidden, check_positive
+from gm_jax.models.base import check_hidden, check_positive, rbg_key
 from gm_jax.nets.energy import EnergyConvNet, EnergyMLP
 from gm_jax.samplers.langevin import (langevin_sample, replay_buffer_init, replay_buffer_sample, replay_buffer_update,
                                       uniform_init)
@@ -84,12 +84,6 @@ class EBMConfig:
             raise GMJaxError(f"init_range must be > 0, got {self.init_range}")
 
 
-def _rbg(key):
-    """An RBG key derived deterministically from ``key``, for network init: XLA:CPU compiles threefry's
-    unrolled hash once per weight tensor, which made the (jitted) init several times slower to compile."""
-    return jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg")
-
-
 class EBM:
     """Energy-based model on points (EnergyMLP) or images (EnergyConvNet); unconditional (labels ignored).
     ``sample`` uses the sampler ``"langevin"``."""
@@ -128,14 +122,10 @@ class EBM:
                                clip_range=(-1.0, 1.0) if self.spec.kind == "image" else None)
 
     def _to_model_space(self, x, key):
-        if self.spec.kind == "points":
-            return jnp.asarray(x, jnp.float32)
-        return dequantize(x, self.spec.num_levels, key, data_range="[-1,1]")[0]
+        return data_to_model_space(self.spec, x, key)[0]
 
     def _from_model_space(self, y):
-        if self.spec.kind == "points":
-            return y
-        return quantize(y, self.spec.num_levels, data_range="[-1,1]")
+        return model_to_data_space(self.spec, y)
 
     # ----------------------------------------------------------------------------------- the interface
     def init(self, key, example_batch):
@@ -143,7 +133,7 @@ class EBM:
         k_data, k_net, k_buf = jax.random.split(key, 3)
         x = self._to_model_space(example_batch[self.spec.data_key][:1], k_data)
         flat = x if self.spec.kind == "image" else x.reshape(1, -1)
-        params = jax.jit(self.net.init)(_rbg(k_net), flat)["params"]
+        params = jax.jit(self.net.init)(rbg_key(k_net), flat)["params"]
         buffer = replay_buffer_init(k_buf, self.config.buffer_capacity, tuple(self.spec.shape), self._init_fn)
         return {"params": params, "state": {"buffer": buffer}}
 

@@ -15,14 +15,13 @@ import dataclasses
 from typing import Literal
 
 import jax
-import jax.numpy as jnp
 
 from gm_jax import flows as F
 from gm_jax.data.loading import DataSpec
-from gm_jax.data.preprocess import dequantize, quantize
+from gm_jax.data.preprocess import data_to_model_space, dequantize, quantize
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import nll
-from gm_jax.models.base import check_hidden, check_positive
+from gm_jax.models.base import check_hidden, check_positive, rbg_key
 from gm_jax.nets.made import MADE
 from gm_jax.samplers.flow import reverse_flow_sample
 
@@ -62,7 +61,7 @@ class _FlowModel:
     def _to_model_space(self, x, key):
         """Data x -> (model-space input [B, ...], log-Jacobian [B] to discrete units)."""
         if self.spec.kind == "points":
-            return jnp.asarray(x, jnp.float32), jnp.zeros(x.shape[:1], jnp.float32)
+            return data_to_model_space(self.spec, x, key)
         y, log_det = dequantize(x, self.spec.num_levels, key, data_range="[0,1]")
         y, logit_log_det = self.logit.forward({}, y)
         if self.flatten:
@@ -108,7 +107,7 @@ def _init_with_rbg(flow, key, x):
     """flow.init with an RBG key derived from ``key`` (deterministic in ``key``): a deep flow draws dozens
     of weight tensors, and XLA:CPU compiles threefry's unrolled hash for each of them, which made init
     take 5x longer to compile than with RngBitGenerator."""
-    return flow.init(jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg"), x)
+    return flow.init(rbg_key(key), x)
 
 
 # ---------------------------------------------------------------------------------------- image flows

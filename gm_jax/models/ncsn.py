@@ -25,12 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.data.loading import DataSpec
-from gm_jax.data.preprocess import dequantize, quantize
+from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import dsm_loss
 from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.nets.time_mlp import TimeMLP
-from gm_jax.nets.unet import UNet
+from gm_jax.models.denoiser import Denoiser
 from gm_jax.samplers.langevin import annealed_langevin_sample
 
 __all__ = ["NCSN", "NCSNConfig"]
@@ -98,16 +97,7 @@ class NCSN:
             raise GMJaxError(f"ncsn models images or points, and {spec.name} holds {spec.kind}")
         self.config, self.spec = config, spec
         self.sigmas = config.sigmas()
-        if spec.kind == "image":
-            if min(spec.shape[:2]) % 2 ** (len(config.channel_mult) - 1):
-                raise GMJaxError(f"channel_mult {config.channel_mult} halves {spec.shape[0]}x{spec.shape[1]} images "
-                                 f"{len(config.channel_mult) - 1} times; use fewer levels")
-            self.net = UNet(channels=config.channels, channel_mult=tuple(config.channel_mult),
-                            num_res_blocks=config.num_res_blocks,
-                            attention_resolutions=tuple(config.attention_resolutions), dropout=config.dropout,
-                            time_scale=config.time_scale)
-        else:
-            self.net = TimeMLP(hidden=tuple(config.hidden), embed_dim=config.embed_dim, time_scale=config.time_scale)
+        self.net = Denoiser(config, spec, time_scale=config.time_scale)
 
     # ------------------------------------------------------------------------------------------ score
     def score_fn(self, params, train: bool = False, key=None):
@@ -115,40 +105,24 @@ class NCSN:
 
         def score(x, sigma):
             sigma = jnp.asarray(sigma, jnp.float32)
-            t = jnp.log(sigma)
-            if self.spec.kind == "image":
-                rngs = {"dropout": key} if train and self.config.dropout > 0 else None
-                out = self.net.apply({"params": params}, x, t, None, train, rngs=rngs)
-            else:
-                out = self.net.apply({"params": params}, x.reshape(x.shape[0], -1), t).reshape(x.shape)
+            out = self.net.apply(params, x, jnp.log(sigma), None, train, key).reshape(x.shape)
             return out / sigma.reshape(sigma.shape + (1,) * (x.ndim - 1))
 
         return score
 
     # ------------------------------------------------------------------------------------ data <-> model
     def _to_model_space(self, x, key):
-        if self.spec.kind == "points":
-            return jnp.asarray(x, jnp.float32)
-        return dequantize(x, self.spec.num_levels, key, data_range="[-1,1]")[0]
+        return data_to_model_space(self.spec, x, key)[0]
 
     def _from_model_space(self, y):
-        if self.spec.kind == "points":
-            return y
-        return quantize(y, self.spec.num_levels, data_range="[-1,1]")
+        return model_to_data_space(self.spec, y)
 
     # ----------------------------------------------------------------------------------- the interface
     def init(self, key, example_batch):
         """Network params from one example; returns {"params": ..., "state": {}}."""
         k_data, k_net = jax.random.split(key)
         x = self._to_model_space(example_batch[self.spec.data_key][:1], k_data)
-        t = jnp.zeros((1,), jnp.float32)
-        # Jitted (eager init compiles every layer's ops one by one) and with an RBG key (XLA:CPU compiles
-        # threefry's unrolled hash once per weight tensor): seconds less on CPU.
-        k_net = jax.random.key(jax.random.bits(k_net, (), jnp.uint32), impl="rbg")
-        if self.spec.kind == "image":
-            params = jax.jit(lambda k, x, t: self.net.init(k, x, t, None, False))(k_net, x, t)["params"]
-        else:
-            params = jax.jit(self.net.init)(k_net, x.reshape(1, -1), t)["params"]
+        params = self.net.init(k_net, x, jnp.zeros((1,), jnp.float32))
         return {"params": params, "state": {}}
 
     def loss(self, variables, batch, key):

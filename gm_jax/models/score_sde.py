@@ -20,19 +20,17 @@ Networks: :class:`gm_jax.nets.time_mlp.TimeMLP` on points, :class:`gm_jax.nets.u
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
 from gm_jax.data.loading import DataSpec
-from gm_jax.data.preprocess import dequantize, quantize
+from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import sde_dsm_loss
 from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.nets.time_mlp import TimeMLP
-from gm_jax.nets.unet import UNet
+from gm_jax.models.denoiser import Denoiser
 from gm_jax.processes.sde import SubVPSDE, VESDE, VPSDE
 from gm_jax.samplers.sde import TRACES, ode_log_likelihood, pc_sample, probability_flow_sample, reverse_sde_sample
 
@@ -131,66 +129,32 @@ class ScoreSDE:
             raise GMJaxError(f"score_sde models images or points, and {spec.name} holds {spec.kind}")
         self.config, self.spec = config, spec
         self.sde = config.make_sde()
-        if spec.kind == "image":
-            size = min(spec.shape[:2])
-            if size % 2 ** (len(config.channel_mult) - 1):
-                raise GMJaxError(f"channel_mult {config.channel_mult} halves {spec.shape[0]}x{spec.shape[1]} images "
-                                 f"{len(config.channel_mult) - 1} times; use fewer levels")
-            self.net = UNet(channels=config.channels, channel_mult=tuple(config.channel_mult),
-                            num_res_blocks=config.num_res_blocks,
-                            attention_resolutions=tuple(config.attention_resolutions), dropout=config.dropout,
-                            time_scale=config.time_scale)
-        else:
-            self.net = TimeMLP(hidden=tuple(config.hidden), embed_dim=config.embed_dim, time_scale=config.time_scale)
+        self.net = Denoiser(config, spec, time_scale=config.time_scale)
 
     # ------------------------------------------------------------------------------- network and score
-    def _eps(self, params, x, t, train: bool = False, key=None):
-        """The noise prediction eps_theta(x [B, ...], t [B]) [B, ...] (float32)."""
-        if self.spec.kind == "image":
-            rngs = {"dropout": key} if train and self.config.dropout > 0 else None
-            return self.net.apply({"params": params}, x, t, None, train, rngs=rngs)
-        return self.net.apply({"params": params}, x.reshape(x.shape[0], -1), t).reshape(x.shape)
-
     def score_fn(self, params, train: bool = False, key=None):
         """s_theta(x, t) = -eps_theta(x, t) / s(t): the callable the losses and samplers take."""
 
         def score(x, t):
             _, std = self.sde.marginal(t)
-            return -self._eps(params, x, t, train, key) / std.reshape(std.shape + (1,) * (x.ndim - 1))
+            eps = self.net.apply(params, x, t, None, train, key).reshape(x.shape)
+            return -eps / std.reshape(std.shape + (1,) * (x.ndim - 1))
         return score
 
     # ------------------------------------------------------------------------------------ data <-> model
     def _to_model_space(self, x, key):
         """Data -> (model-space [B, ...] float32, log-Jacobian [B] to discrete units)."""
-        if self.spec.kind == "points":
-            return jnp.asarray(x, jnp.float32), jnp.zeros(x.shape[:1], jnp.float32)
-        return dequantize(x, self.spec.num_levels, key, data_range="[-1,1]")
+        return data_to_model_space(self.spec, x, key)
 
     def _from_model_space(self, y):
-        if self.spec.kind == "points":
-            return y
-        return quantize(y, self.spec.num_levels, data_range="[-1,1]")
+        return model_to_data_space(self.spec, y)
 
     # ----------------------------------------------------------------------------------- the interface
     def init(self, key, example_batch):
         """Network params from one example; returns {"params": ..., "state": {}}."""
         k_data, k_net = jax.random.split(key)
         x, _ = self._to_model_space(example_batch[self.spec.data_key][:1], k_data)
-        return {"params": self._init_params(k_net, x), "state": {}}
-
-    @functools.cached_property
-    def _init_params(self):
-        """jit of the network's init on one model-space example, with an RBG key derived from the key
-        (deterministic in it): eager init of the U-Net dispatches op by op, and threefry's unrolled hash
-        compiles slowly once per weight tensor."""
-
-        def init(key, x):
-            key = jax.random.key(jax.random.bits(key, (), jnp.uint32), impl="rbg")
-            t = jnp.full((1,), 0.5, jnp.float32)
-            if self.spec.kind == "image":
-                return self.net.init(key, x, t, None, False)["params"]
-            return self.net.init(key, x.reshape(1, -1), t)["params"]
-        return jax.jit(init)
+        return {"params": self.net.init(k_net, x, jnp.full((1,), 0.5, jnp.float32)), "state": {}}
 
     def loss(self, variables, batch, key):
         """Mean over the batch of the continuous-time DSM loss (1/2 squared noise-prediction error summed

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gm_jax.errors import GMJaxError
-from gm_jax.nets.unet import _fan_avg_uniform, timestep_embedding
+from gm_jax.nets.unet import _GLOROT, timestep_embedding
 
 __all__ = ["TimeMLP"]
 
@@ -58,17 +57,13 @@ class TimeMLP(nn.Module):
             raise GMJaxError("pass labels [B] iff num_classes is set (got "
                              f"num_classes={self.num_classes}, labels={'None' if labels is None else 'given'})")
         dt = self.dtype
-        # Glorot-uniform weights hashed from one init key (see gm_jax.nets.unet._hashed_uniform: it keeps
-        # the jitted init's compile time flat in the number of layers on XLA:CPU).
-        seed = jax.random.key_data(self.make_rng("params")) if self.is_initializing() else None
-        dense = lambda f, name, init=None: nn.Dense(f, dtype=dt, param_dtype=jnp.float32, name=name,
-                                                    kernel_init=init or _fan_avg_uniform(seed, name))
+        dense = lambda f, name, init=_GLOROT: nn.Dense(f, dtype=dt, param_dtype=jnp.float32, name=name,
+                                                       kernel_init=init)
         emb = timestep_embedding(jnp.asarray(t, jnp.float32) * self.time_scale, self.embed_dim)
         emb = nn.swish(dense(self.embed_dim, "time_dense")(emb.astype(dt)))
         if self.num_classes is not None:
             emb = emb + nn.Embed(self.num_classes + 1, self.embed_dim, dtype=dt, param_dtype=jnp.float32,
-                                 embedding_init=_fan_avg_uniform(seed, "label_emb", variance=1.0),
-                                 name="label_emb")(labels)
+                                 embedding_init=nn.initializers.normal(1.0), name="label_emb")(labels)
         h = x.astype(dt)
         for i, w in enumerate(self.hidden):
             h = nn.swish(dense(w, f"hidden_{i}")(h) + dense(w, f"time_{i}")(emb))

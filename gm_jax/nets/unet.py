@@ -21,10 +21,6 @@ every residual branch (the second conv of a ResBlock, the output projection of a
 zero-initialised, so each block starts as the identity; other kernels are Glorot-uniform (Ho et al.'s
 ``variance_scaling(1, "fan_avg", "uniform")``), biases zero.
 
-Randomness: init weights and dropout masks are hashed from one draw of the 'params' / 'dropout' rng per
-call (see ``_hashed_uniform``) rather than one threefry key per parameter or layer; this only changes
-compile time on XLA:CPU (a jitted init of a small net: ~9 s -> ~1.5 s), not the distributions.
-
 Tiny configs: ``UNet(channels=32, channel_mult=(1, 2), attention_resolutions=(4,), dropout=0.0)`` suits
 8x8 digits (1.0M parameters); jit ``init`` (eager Flax init dispatches every op separately).
 
@@ -34,13 +30,11 @@ With the CIFAR-10 configuration (32x32x3 and the defaults) the network has 35.7M
 from __future__ import annotations
 
 import math
-import zlib
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gm_jax.errors import GMJaxError
 
@@ -101,61 +95,18 @@ class _Norm(nn.Module):
                             param_dtype=jnp.float32, name="gn")(x)
 
 
-def _mix32(x):
-    """lowbias32 (C. Wellons, 2018): an invertible uint32 hash with near-ideal avalanche."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
+# Ho et al.'s ``variance_scaling(1, "fan_avg", "uniform")`` (Glorot-uniform) for every non-zero kernel.
+_GLOROT = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 
 
-def _hashed_uniform(seed, tag: str, shape):
-    """U(0, 1) float32 of ``shape`` (24 random bits each) from a counter-based hash of (seed, tag, index).
-
-    Why not ``jax.random``: XLA:CPU compiles every threefry call separately (~50-100 ms each). A Flax init
-    derives a key per parameter (threefry ``fold_in``s) and draws from it (threefry again), and every
-    Dropout layer does the same per step, so a jitted init of even a small U-Net took ~9 s to compile
-    and dropout added ~3 s to the train step's. Here one key per call of the network (``seed``: its uint32
-    key data) is hashed with each site's static name ``tag`` and the element indices (lowbias32 applied
-    twice, as in counter-based generators); unused per-parameter keys become dead code. Sites are
-    independent (distinct tags), and draws are reproducible from the key.
-    """
-    h = jnp.uint32(zlib.crc32(tag.encode()))
-    for word in jnp.ravel(seed).astype(jnp.uint32):
-        h = _mix32(h ^ word)
-    count = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32)
-    bits = _mix32(_mix32(count ^ h) + (h ^ jnp.uint32(0x9E3779B9)))
-    return (((bits >> 8).astype(jnp.float32) + 0.5) * (1.0 / (1 << 24))).reshape(shape)
-
-
-def _fan_avg_uniform(seed, tag: str, variance=None):
-    """Initializer U(-l, l) with l = sqrt(3 / fan_avg), fan_avg = (fan_in + fan_out) / 2 (Ho et al.'s
-    ``variance_scaling(1, "fan_avg", "uniform")``), or l = sqrt(3 variance); drawn by
-    :func:`_hashed_uniform` from the net's init key data ``seed``, not from the key Flax passes."""
-
-    def init(_unused_key, shape, dtype=jnp.float32):
-        if seed is None:  # apply: Flax only evaluates initializers abstractly, to check parameter shapes
-            return jnp.zeros(shape, dtype)
-        # Kernels are [..., in, out]; leading axes are the receptive field, counted in both fans (as in
-        # TF / jax variance_scaling): a 3x3 conv has fan_in = 9 in, fan_out = 9 out.
-        field = int(np.prod(shape[:-2]))
-        fan_sum = field * (shape[-2] + shape[-1]) if len(shape) > 1 else 2 * shape[0]
-        limit = math.sqrt(6.0 / fan_sum) if variance is None else math.sqrt(3.0 * variance)
-        return ((2.0 * _hashed_uniform(seed, tag, shape) - 1.0) * limit).astype(dtype)
-
-    return init
-
-
-def _conv(features, dtype, name, seed, strides=1, zero=False):
-    init = nn.initializers.zeros_init() if zero else _fan_avg_uniform(seed, name)
+def _conv(features, dtype, name, strides=1, zero=False):
     return nn.Conv(features, (3, 3), strides=(strides, strides), padding="SAME", dtype=dtype,
-                   param_dtype=jnp.float32, kernel_init=init, name=name.rsplit("/", 1)[-1])
+                   param_dtype=jnp.float32, kernel_init=nn.initializers.zeros_init() if zero else _GLOROT, name=name)
 
 
-def _dense(features, dtype, name, seed, zero=False):
-    init = nn.initializers.zeros_init() if zero else _fan_avg_uniform(seed, name)
-    return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, kernel_init=init, name=name.rsplit("/", 1)[-1])
+def _dense(features, dtype, name, zero=False):
+    return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32,
+                    kernel_init=nn.initializers.zeros_init() if zero else _GLOROT, name=name)
 
 
 class ResBlock(nn.Module):
@@ -168,22 +119,19 @@ class ResBlock(nn.Module):
     dropout: float
     num_groups: int
     dtype: Any = jnp.float32
-    seed: Any = None  # init-time key data for the weights (see _fan_avg_uniform); unused by apply
 
     @nn.compact
-    def __call__(self, x, temb, dropout_seed=None):
-        """``dropout_seed``: uint32 key data of the 'dropout' rng (training), or None (no dropout)."""
-        tag, dt, f = self.name + "/", self.dtype, self.features
+    def __call__(self, x, temb, train: bool = False):
+        """With ``train`` dropout draws from the 'dropout' rng."""
+        dt, f = self.dtype, self.features
         h = nn.swish(_Norm(self.num_groups, dt, name="norm1")(x))
-        h = _conv(f, dt, tag + "conv1", self.seed)(h)
-        h = h + _dense(f, dt, tag + "temb_proj", self.seed)(nn.swish(temb))[:, None, None, :]
+        h = _conv(f, dt, "conv1")(h)
+        h = h + _dense(f, dt, "temb_proj")(nn.swish(temb))[:, None, None, :]
         h = nn.swish(_Norm(self.num_groups, dt, name="norm2")(h))
-        if dropout_seed is not None and self.dropout > 0:
-            keep = _hashed_uniform(dropout_seed, tag + "dropout", h.shape) >= self.dropout
-            h = jnp.where(keep, h / (1.0 - self.dropout), 0.0).astype(dt)
-        h = _conv(f, dt, tag + "conv2", self.seed, zero=True)(h)
+        h = nn.Dropout(self.dropout, deterministic=not train or self.dropout == 0)(h)
+        h = _conv(f, dt, "conv2", zero=True)(h)
         if x.shape[-1] != f:
-            x = _dense(f, dt, tag + "skip", self.seed)(x)  # 1x1 conv ("NIN" in Ho et al.'s code)
+            x = _dense(f, dt, "skip")(x)  # 1x1 conv ("NIN" in Ho et al.'s code)
         return x + h
 
 
@@ -196,7 +144,6 @@ class AttnBlock(nn.Module):
     num_groups: int
     num_heads: int = 1
     dtype: Any = jnp.float32
-    seed: Any = None
 
     @nn.compact
     def __call__(self, x):
@@ -205,13 +152,13 @@ class AttnBlock(nn.Module):
             raise GMJaxError(f"attention width {c} is not divisible by num_heads={self.num_heads}; "
                              "choose num_heads dividing every attended width")
         h = _Norm(self.num_groups, self.dtype, name="norm")(x)
-        qkv = _dense(3 * c, self.dtype, self.name + "/qkv", self.seed)(h)
+        qkv = _dense(3 * c, self.dtype, "qkv")(h)
         qkv = qkv.reshape(b, hgt * wid, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, N, heads, d]
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
         weights = jax.nn.softmax(logits * (c // self.num_heads) ** -0.5, axis=-1).astype(self.dtype)
         h = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, hgt, wid, c)
-        return x + _dense(c, self.dtype, self.name + "/proj_out", self.seed, zero=True)(h)
+        return x + _dense(c, self.dtype, "proj_out", zero=True)(h)
 
 
 class UNet(nn.Module):
@@ -282,50 +229,44 @@ class UNet(nn.Module):
         ch, dt = self.channels, self.dtype
         out_ch = self.out_channels or x.shape[-1]
         attn = set(self.attention_resolutions)
-        # One key for all weights at init (see _fan_avg_uniform); apply never calls the initializers.
-        seed = jax.random.key_data(self.make_rng("params")) if self.is_initializing() else None
-        # Likewise one draw of the 'dropout' rng per call for every dropout mask.
-        drop = jax.random.key_data(self.make_rng("dropout")) if train and self.dropout > 0 else None
-        block = lambda f, name: ResBlock(f, self.dropout, self.num_groups, dt, seed, name=name)
-        attend = lambda name: AttnBlock(self.num_groups, self.num_heads, dt, seed, name=name)
+        block = lambda f, name: ResBlock(f, self.dropout, self.num_groups, dt, name=name)
+        attend = lambda name: AttnBlock(self.num_groups, self.num_heads, dt, name=name)
 
         temb = timestep_embedding(jnp.asarray(t, jnp.float32) * self.time_scale, ch)
-        temb = _dense(4 * ch, dt, "temb_dense0", seed)(temb.astype(dt))
-        temb = _dense(4 * ch, dt, "temb_dense1", seed)(nn.swish(temb))
-        if self.num_classes is not None:
-            # Unit-variance rows, like Flax's default Embed init (U(-sqrt 3, sqrt 3) has variance 1).
-            emb_init = _fan_avg_uniform(seed, "label_emb", variance=1.0)
+        temb = _dense(4 * ch, dt, "temb_dense0")(temb.astype(dt))
+        temb = _dense(4 * ch, dt, "temb_dense1")(nn.swish(temb))
+        if self.num_classes is not None:  # N(0, 1) rows, as torch.nn.Embedding (guided-diffusion's)
             temb = temb + nn.Embed(self.num_classes + 1, 4 * ch, dtype=dt, param_dtype=jnp.float32,
-                                   embedding_init=emb_init, name="label_emb")(labels)
+                                   embedding_init=nn.initializers.normal(1.0), name="label_emb")(labels)
 
-        h = _conv(ch, dt, "conv_in", seed)(x.astype(dt))
+        h = _conv(ch, dt, "conv_in")(x.astype(dt))
         skips = [h]
         levels = len(self.channel_mult)
         for level, mult in enumerate(self.channel_mult):
             for i in range(self.num_res_blocks):
-                h = block(ch * mult, f"down_{level}_block_{i}")(h, temb, drop)
+                h = block(ch * mult, f"down_{level}_block_{i}")(h, temb, train)
                 if h.shape[1] in attn:
                     h = attend(f"down_{level}_attn_{i}")(h)
                 skips.append(h)
             if level != levels - 1:
-                h = _conv(h.shape[-1], dt, f"down_{level}_downsample", seed, strides=2)(h)
+                h = _conv(h.shape[-1], dt, f"down_{level}_downsample", strides=2)(h)
                 skips.append(h)
 
-        h = block(h.shape[-1], "mid_block_0")(h, temb, drop)
+        h = block(h.shape[-1], "mid_block_0")(h, temb, train)
         h = attend("mid_attn")(h)
-        h = block(h.shape[-1], "mid_block_1")(h, temb, drop)
+        h = block(h.shape[-1], "mid_block_1")(h, temb, train)
 
         for level in reversed(range(levels)):
             for i in range(self.num_res_blocks + 1):
                 h = block(ch * self.channel_mult[level], f"up_{level}_block_{i}")(
-                    jnp.concatenate([h, skips.pop()], axis=-1), temb, drop)
+                    jnp.concatenate([h, skips.pop()], axis=-1), temb, train)
                 if h.shape[1] in attn:
                     h = attend(f"up_{level}_attn_{i}")(h)
             if level != 0:
                 b, hh, ww, c = h.shape
                 h = jnp.broadcast_to(h[:, :, None, :, None, :], (b, hh, 2, ww, 2, c)).reshape(b, 2 * hh, 2 * ww, c)
-                h = _conv(c, dt, f"up_{level}_upsample", seed)(h)
+                h = _conv(c, dt, f"up_{level}_upsample")(h)
         assert not skips
 
         h = nn.swish(_Norm(self.num_groups, dt, name="norm_out")(h))
-        return _conv(out_ch, dt, "conv_out", seed, zero=True)(h).astype(jnp.float32)
+        return _conv(out_ch, dt, "conv_out", zero=True)(h).astype(jnp.float32)

@@ -1,0 +1,66 @@
+"""The network shared by the diffusion and score models (ddpm, score_sde, ncsn): a DDPM U-Net on images, a
+time-conditioned MLP on points, with one way to build, initialise and call it.
+
+A config provides ``hidden`` and ``embed_dim`` (points) and ``channels``, ``channel_mult``,
+``num_res_blocks``, ``attention_resolutions``, ``dropout`` (images).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from gm_jax.data.loading import DataSpec
+from gm_jax.errors import GMJaxError
+from gm_jax.models.base import rbg_key
+from gm_jax.nets.time_mlp import TimeMLP
+from gm_jax.nets.unet import UNet
+
+__all__ = ["Denoiser"]
+
+
+class Denoiser:
+    """``apply(params, x [B, *shape], t [B], labels=None [B], train, key) -> [B, *shape[:-1], out]`` for
+    images (``out`` = ``out_channels`` or C) or ``[B, out]`` for points (``out`` = ``out_channels`` or D).
+
+    ``t`` is whatever the model embeds (a step index, a time in [0, 1] or log sigma), scaled by
+    ``time_scale``. ``num_classes``: None, or the class count of a class-conditional net (the null label
+    is ``num_classes``). ``key`` drives dropout when ``train`` is set.
+    """
+
+    def __init__(self, config, spec: DataSpec, out_channels: int | None = None, num_classes: int | None = None,
+                 time_scale: float = 1.0):
+        self.spec, self.dropout = spec, getattr(config, "dropout", 0.0)
+        if spec.kind == "image":
+            levels = len(config.channel_mult) - 1
+            if spec.shape[0] % 2**levels or spec.shape[1] % 2**levels:
+                raise GMJaxError(f"channel_mult {tuple(config.channel_mult)} halves {spec.shape[0]}x{spec.shape[1]} "
+                                 f"images {levels} times, which does not divide them; use fewer levels")
+            self.net = UNet(channels=config.channels, channel_mult=tuple(config.channel_mult),
+                            num_res_blocks=config.num_res_blocks,
+                            attention_resolutions=tuple(config.attention_resolutions), dropout=self.dropout,
+                            num_classes=num_classes, out_channels=out_channels, time_scale=time_scale)
+        else:
+            self.net = TimeMLP(hidden=tuple(config.hidden), out_dim=out_channels, num_classes=num_classes,
+                               embed_dim=config.embed_dim, time_scale=time_scale)
+
+    def apply(self, params, x, t, labels=None, train: bool = False, key=None):
+        if self.spec.kind == "image":
+            drop = train and self.dropout > 0
+            rngs = {"dropout": rbg_key(key)} if drop else None
+            return self.net.apply({"params": params}, x, t, labels, drop, rngs=rngs)
+        return self.net.apply({"params": params}, x.reshape(x.shape[0], -1), t, labels)
+
+    def init(self, key, x, t, labels=None):
+        """Parameters from one example batch ``x`` (model space) and times ``t``."""
+        return self._jitted_init(key, x, t, labels)
+
+    @functools.cached_property
+    def _jitted_init(self):
+        # Jitted (eager Flax init dispatches, and compiles, op by op) with an RBG key.
+        def init(key, x, t, labels):
+            if self.spec.kind == "image":
+                return self.net.init(rbg_key(key), x, t, labels, False)["params"]
+            return self.net.init(rbg_key(key), x.reshape(x.shape[0], -1), t, labels)["params"]
+        return jax.jit(init)
