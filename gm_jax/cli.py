@@ -122,6 +122,7 @@ def cmd_sample(args) -> int:
     import jax
     import numpy as np
 
+    from gm_jax.models.base import accepts_kwarg
     from gm_jax.train import eval_variables, restore_state
     from gm_jax.visualize import save_samples
 
@@ -145,9 +146,11 @@ def cmd_sample(args) -> int:
             raise GMJaxError(f"{flag} must be >= 0, got {value}")
         if name == "steps" and value < 1:
             raise GMJaxError(f"--steps must be >= 1, got {value}")
-        if not _accepts(model.sample, name):
+        if not accepts_kwarg(model.sample, name):
             raise GMJaxError(f"{run['model']} sampling takes no {flag}; drop it")
         kw[name] = value
+    if args.interpolate is not None:
+        return _write_interpolations(args, run, model, dataset, train_cfg, kw, ext)
     state = restore_state(model, dataset, train_cfg, args.workdir)
     sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
     samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
@@ -159,11 +162,34 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _accepts(fn, name: str) -> bool:
-    import inspect
+def _write_interpolations(args, run, model, dataset, train_cfg, kw, ext) -> int:
+    """``--interpolate STEPS``: --num latent paths of STEPS points each, one strip (row) per path."""
+    import jax
+    import numpy as np
 
-    params = inspect.signature(fn).parameters.values()
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    from gm_jax.models.base import accepts_kwarg
+    from gm_jax.train import eval_variables, restore_state
+    from gm_jax.visualize import save_samples_png
+
+    if kw:
+        raise GMJaxError(f"--interpolate takes no {', '.join('--' + k for k in kw)}; drop them")
+    if not hasattr(model, "interpolate") or not accepts_kwarg(model.interpolate, "num_paths"):
+        raise GMJaxError(f"{run['model']} has no latent interpolation; --interpolate works with GANs")
+    if args.interpolate < 2:
+        raise GMJaxError(f"--interpolate must be >= 2 (points per path), got {args.interpolate}")
+    if ext == ".png" and dataset.spec.kind != "image":
+        raise GMJaxError(f"interpolation strips are drawn for images; {run['dataset']} holds "
+                         f"{dataset.spec.kind}, so write --out FILE.npz")
+    state = restore_state(model, dataset, train_cfg, args.workdir)
+    paths = jax.jit(lambda v, k: model.interpolate(v, k, args.num, args.interpolate))
+    strips = np.asarray(jax.device_get(paths(eval_variables(state), jax.random.key(args.seed))))
+    strips = np.swapaxes(strips, 0, 1)  # [num paths, steps, ...]: one row per path
+    if ext == ".npz":
+        np.savez(args.out, paths=strips)
+    else:
+        save_samples_png(strips.reshape((-1,) + strips.shape[2:]), dataset.spec, args.out, ncols=args.interpolate)
+    print(f"wrote {args.num} interpolation paths of {args.interpolate} points to {args.out}")
+    return 0
 
 
 def cmd_evaluate(args) -> int:
@@ -224,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn)")
     s.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level)")
     s.add_argument("--guidance", type=float, help="classifier-free guidance scale w (conditional ddpm)")
+    s.add_argument("--interpolate", type=int, metavar="STEPS",
+                   help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_sample)

@@ -31,11 +31,12 @@ def point_histogram(points: np.ndarray, extent: float = 4.5, bins: int = 200) ->
     return (255 - 255 * img / max(img.max(), 1e-12)).astype(np.uint8)
 
 
-def save_samples_png(samples, spec: DataSpec, path: str) -> None:
-    """Writes samples in data space as a PNG: an image grid, or a histogram of 2-D points."""
+def save_samples_png(samples, spec: DataSpec, path: str, ncols: int | None = None) -> None:
+    """Writes samples in data space as a PNG: an image grid (``ncols`` images per row; default about
+    square), or a histogram of 2-D points."""
     samples = np.asarray(samples)
     if spec.kind == "image":
-        arr = image_grid(samples, spec.num_levels)
+        arr = image_grid(samples, spec.num_levels, ncols)
         Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(path)
     elif spec.shape == (2,):
         Image.fromarray(point_histogram(samples)).save(path)

@@ -85,3 +85,32 @@ def test_diffusion_sampler_flags(tmp_path, capsys):
                            (["--steps", "0"], "--steps must be >= 1"), (["--temperature", "1"], "takes no --temperature")):
         assert main(["sample", "--workdir", workdir, "--out", out, *flags]) == 2
         assert message in _error_line(capsys), flags
+
+
+@pytest.mark.parametrize("name", ["dcgan", pytest.param("wgan_gp", marks=pytest.mark.slow),
+                                  pytest.param("sngan", marks=pytest.mark.slow),
+                                  pytest.param("stylegan_small", marks=pytest.mark.slow)])
+def test_gan_train_sample_grid_and_interpolation_strips(tmp_path, capsys, name):
+    """Each GAN preset trains through the CLI (tiny widths, 2 steps) on digits; `sample` writes a grid and
+    interpolation strips; a GAN has no likelihood and other models have no latent interpolation."""
+    from PIL import Image
+
+    workdir = str(tmp_path / name)
+    sets = ["--set", "width=8", "--set", "latent_dim=4", "--set", "mapping_layers=1", "--set", "batch_size=8",
+            "--set", "log_every=1", "--set", "num_samples=4", "--set", "n_critic=2"]
+    assert main(["train", name, "--dataset", "digits", "--steps", "2", "--workdir", workdir, "--no-progress",
+                 *sets]) == 0
+    with open(tmp_path / name / "metrics.jsonl") as f:
+        record = json.loads(f.readlines()[-1])
+    assert {"discriminator/loss", "generator/loss"} <= set(record) and np.isfinite(record["generator/loss"])
+    capsys.readouterr()
+    grid, strips = str(tmp_path / "grid.png"), str(tmp_path / "strips.png")
+    assert main(["sample", "--workdir", workdir, "--num", "6", "--out", grid]) == 0
+    assert main(["sample", "--workdir", workdir, "--num", "3", "--interpolate", "5", "--out", strips]) == 0
+    # 3 rows of 5 8x8 images with 1-pixel borders, scaled 4x (image_grid).
+    assert Image.open(strips).size == (4 * (5 * 9 + 1), 4 * (3 * 9 + 1))
+    capsys.readouterr()
+    assert main(["sample", "--workdir", workdir, "--out", strips, "--interpolate", "1"]) == 2
+    assert "--interpolate must be >= 2" in _error_line(capsys)
+    assert main(["evaluate", "--workdir", workdir]) == 0
+    assert "no likelihood" in capsys.readouterr().err

@@ -36,3 +36,11 @@ def test_requirements_txt_matches_setup_cfg():
     declared = {l.split("#")[0].strip() for l in cfg["options"]["install_requires"].splitlines()} - {""}
     listed = {l.strip() for l in open(os.path.join(ROOT, "requirements.txt")) if l.strip() and not l.startswith("#")}
     assert declared == listed
+
+
+def test_every_registered_model_is_in_the_readme_models_table():
+    from gm_jax.models import MODELS
+
+    rows = [line for line in open(os.path.join(ROOT, "README.md")).read().splitlines() if line.startswith("| `")]
+    named = {name for line in rows for name in re.findall(r"`([a-z_0-9]+)`", line.split("|")[1])}
+    assert set(MODELS) <= named, sorted(set(MODELS) - named)

@@ -190,3 +190,19 @@ def test_learning_rate_schedule_warmup_and_cosine():
     lr = learning_rate_schedule(TrainConfig(lr=1.0, steps=110, warmup_steps=10, schedule="cosine"))
     assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.5) and float(lr(10)) == pytest.approx(1.0)
     assert float(lr(60)) == pytest.approx(0.5, abs=1e-6) and float(lr(110)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_weight_clip_is_a_projected_step():
+    """weight_clip: the adam step is taken, then every parameter is projected into the box (WGAN)."""
+    from gm_jax.train.optim import make_optimizer
+
+    cfg = TrainConfig(lr=0.3, grad_clip=10.0)
+    params = {"w": jnp.array([0.05, -0.3, 0.0, 0.02]), "b": jnp.array([[0.5]])}
+    grads = {"w": jnp.array([-1.0, 1.0, 0.1, 1e-3]), "b": jnp.array([[-2.0]])}
+    plain, clipped = make_optimizer(cfg), make_optimizer(TrainConfig(lr=0.3, grad_clip=10.0, weight_clip=0.1))
+    step = lambda tx: optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
+    expected = jax.tree_util.tree_map(lambda p: np.clip(p, -0.1, 0.1), step(plain))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-7), step(clipped), expected)
+    assert float(step(clipped)["w"][0]) == pytest.approx(0.1) and float(step(clipped)["w"][3]) < 0.1
+    with pytest.raises(Exception, match="weight_clip"):
+        TrainConfig(weight_clip=-1.0).validate()

@@ -59,6 +59,15 @@ def check_hidden(config, field: str = "hidden") -> None:
         raise GMJaxError(f"{field} widths must be >= 1, got {widths}")
 
 
+def accepts_kwarg(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes a keyword ``name`` (or ``**kwargs``): how the CLI and the trainer
+    pass optional sampling arguments only to the models that take them."""
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def rbg_key(key):
     """An RBG key derived deterministically from ``key``. Used for network init and dropout: XLA:CPU
     compiles threefry's unrolled hash once per weight tensor or dropout layer, several times slower than

@@ -12,3 +12,9 @@ __all__ = ["MADE", "made_orderings", "MLP", "GatedPixelCNN", "CausalTransformer"
 __all__ += ["TimeMLP", "UNet", "timestep_embedding"]
 from gm_jax.nets.energy import EnergyConvNet, EnergyMLP  # noqa: E402
 __all__ += ["EnergyConvNet", "EnergyMLP"]
+from gm_jax.nets.gan import (DCGANDiscriminator, DCGANGenerator, ProjectionHead, ResNetDiscriminator,  # noqa: E402
+                             ResNetGenerator, StyleGenerator, StyleMapping, StyleSynthesis, pixel_norm)
+__all__ += ["DCGANDiscriminator", "DCGANGenerator", "ProjectionHead", "ResNetDiscriminator", "ResNetGenerator",
+            "StyleGenerator", "StyleMapping", "StyleSynthesis", "pixel_norm"]
+from gm_jax.nets.gan_mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
+__all__ += ["MLPDiscriminator", "MLPGenerator"]

@@ -14,8 +14,9 @@ class TrainConfig:
 
     lr schedule: linear warm-up over ``warmup_steps`` then ``schedule`` (constant, cosine or linear decay
     to ``lr * final_lr_ratio`` at ``steps``). ``grad_clip`` > 0 clips the global gradient norm.
-    ``ema_decay`` > 0 keeps an exponential moving average of the parameters, used for sampling and
-    evaluation. Data smaller than ``max_device_bytes`` is kept on device; larger data streams from disk.
+    ``weight_clip`` > 0 projects the parameters into [-weight_clip, weight_clip] after every update (the
+    critic of WGAN, Arjovsky et al. 2017; usually set for one parameter group only). ``ema_decay`` > 0
+    keeps an exponential moving average of the parameters, used for sampling and evaluation. Data smaller than ``max_device_bytes`` is kept on device; larger data streams from disk.
     """
 
     steps: int = 2000
@@ -29,6 +30,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     final_lr_ratio: float = 0.0
     grad_clip: float = 0.0
+    weight_clip: float = 0.0
     ema_decay: float = 0.0
     seed: int = 0
     log_every: int = 100
@@ -48,5 +50,5 @@ class TrainConfig:
             raise GMJaxError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise GMJaxError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.grad_clip < 0 or self.warmup_steps < 0 or self.sample_every < 0:
-            raise GMJaxError("grad_clip, warmup_steps and sample_every must be >= 0")
+        if self.grad_clip < 0 or self.weight_clip < 0 or self.warmup_steps < 0 or self.sample_every < 0:
+            raise GMJaxError("grad_clip, weight_clip, warmup_steps and sample_every must be >= 0")

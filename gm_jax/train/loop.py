@@ -15,7 +15,7 @@ from gm_jax import parallel
 from gm_jax.data.loading import Dataset, batch_indices
 from gm_jax.errors import GMJaxError
 from gm_jax.metrics.likelihood import evaluate_log_likelihood
-from gm_jax.models.base import num_params, param_groups
+from gm_jax.models.base import accepts_kwarg, num_params, param_groups
 from gm_jax.train.checkpoint import Checkpointer
 from gm_jax.train.config import TrainConfig
 from gm_jax.train.optim import make_optimizer
@@ -129,7 +129,13 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     is_main = jax.process_index() == 0
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
 
-    sample_fn = jax.jit(lambda v, k: model.sample(v, k, cfg.num_samples))
+    # Models that translate data (e.g. CycleGAN) take ``source``: the first test examples.
+    source = {}
+    if accepts_kwarg(model.sample, "source"):
+        split = "test" if dataset.size("test") else "train"
+        rows = np.arange(min(cfg.num_samples, dataset.size(split)))
+        source = {"source": jnp.asarray(dataset.read(split, rows)[spec.data_key])}
+    sample_fn = jax.jit(lambda v, k: model.sample(v, k, cfg.num_samples, **source))
 
     def save(step):
         _check_finite(state, ckpt, workdir)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import optax
 
+from gm_jax.losses.adversarial import weight_clip
 from gm_jax.train.config import TrainConfig
 
 
@@ -32,4 +34,19 @@ def make_optimizer(cfg: TrainConfig, **overrides) -> optax.GradientTransformatio
         "adamw": lambda: optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay),
         "sgd": lambda: optax.sgd(lr, momentum=cfg.b1 or None),
     }[cfg.optimizer]()
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), base) if cfg.grad_clip > 0 else base
+    parts = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
+    parts += [base] + ([project_params_to_box(cfg.weight_clip)] if cfg.weight_clip > 0 else [])
+    return optax.chain(*parts) if len(parts) > 1 else base
+
+
+def project_params_to_box(limit: float) -> optax.GradientTransformation:
+    """Final transform whose updates land the parameters in [-limit, limit]: projected gradient descent,
+    as WGAN clips its critic's weights after each step (Arjovsky et al. 2017, Algorithm 1)."""
+
+    def update(updates, state, params):
+        if params is None:
+            raise ValueError("project_params_to_box needs the parameters passed to update()")
+        projected = weight_clip(optax.apply_updates(params, updates), limit)
+        return jax.tree_util.tree_map(lambda new, old: new - old, projected, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
