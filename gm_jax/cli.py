@@ -124,6 +124,7 @@ def cmd_sample(args) -> int:
 
     from gm_jax.models.base import accepts_kwarg
     from gm_jax.train import eval_variables, restore_state
+    from gm_jax.train.loop import sample_source
     from gm_jax.visualize import save_samples
 
     if args.num < 1:
@@ -152,6 +153,7 @@ def cmd_sample(args) -> int:
     if args.interpolate is not None:
         return _write_interpolations(args, run, model, dataset, train_cfg, kw, ext)
     state = restore_state(model, dataset, train_cfg, args.workdir)
+    kw.update(sample_source(model, dataset, args.num))  # translation models: the first test images
     sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
     samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
     if ext == ".npz":

@@ -83,7 +83,8 @@ def _assert_frequencies_match(samples, log_probs, num_levels):
 
 
 @pytest.mark.parametrize("spec,make,check_samples", [
-    (TINY_GRAY, lambda s: PixelCNN(PixelCNNConfig(**TINY_PIXELCNN), s), False),  # C = 1: sampled as in rgb
+    pytest.param(TINY_GRAY, lambda s: PixelCNN(PixelCNNConfig(**TINY_PIXELCNN), s), False,
+                 marks=pytest.mark.slow),  # C = 1 goes through the rgb code path, tested next (~10 s)
     (TINY_RGB, lambda s: PixelCNN(PixelCNNConfig(**TINY_PIXELCNN, conditional=True), s), True),
     (TINY_RGB, lambda s: PixelCNN(PixelCNNConfig(**TINY_PIXELCNN, likelihood="dmol", conditional=True), s), True),
     (TINY_GRAY, lambda s: MADEModel(MADEConfig(hidden=(16, 16), num_orderings=2, order_seed=1), s), True),

@@ -114,3 +114,18 @@ def test_gan_train_sample_grid_and_interpolation_strips(tmp_path, capsys, name):
     assert "--interpolate must be >= 2" in _error_line(capsys)
     assert main(["evaluate", "--workdir", workdir]) == 0
     assert "no likelihood" in capsys.readouterr().err
+
+
+def test_cyclegan_trains_and_translates_test_images_through_the_cli(tmp_path, capsys):
+    workdir = str(tmp_path / "cyclegan")
+    sets = ["--set", "width=4", "--set", "num_blocks=1", "--set", "d_width=4", "--set", "d_layers=1",
+            "--set", "padding=zero", "--set", "batch_size=8", "--set", "num_samples=4", "--set", "log_every=1"]
+    assert main(["train", "cyclegan", "--dataset", "digits", "--steps", "1", "--workdir", workdir, "--no-progress",
+                 *sets]) == 0
+    out = str(tmp_path / "t.npz")
+    assert main(["sample", "--workdir", workdir, "--num", "3", "--out", out]) == 0
+    with np.load(out) as z:
+        assert z["samples"].shape == (3, 8, 8, 1) and z["samples"].dtype == np.uint8
+    capsys.readouterr()
+    assert main(["sample", "--workdir", workdir, "--out", out, "--interpolate", "4"]) == 2
+    assert "no latent interpolation" in _error_line(capsys)

@@ -31,7 +31,7 @@ CONFIGS = {
         model_sets={"realnvp": {"coupling_pairs": "4"},
                     # ddpm: the hybrid loss learns the variances, which tightens the bound it is scored by.
                     "ddpm": {"learn_variance": "true", "hidden": "256,256,256"},
-                    "score_sde": {"hidden": "256,256,256", "trace": "exact"}},
+                    "score_sde": {"hidden": "256,256,256", "trace": "exact", "ode_rtol": "1e-4", "ode_atol": "1e-4"}},
         train_sets={"steps": "5000", "batch_size": "256", "schedule": "cosine", "warmup_steps": "200",
                     "checkpoint_every": "5000", "log_every": "500"},
         # The TrainConfig default lr (1e-3) for every model (the diffusion models' own default is 2e-4).

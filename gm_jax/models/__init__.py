@@ -4,6 +4,7 @@ from gm_jax.models.autoregressive import MADEConfig, MADEModel, PixelCNN, PixelC
 from gm_jax.models.base import Model, config_from_dict, config_to_dict, num_params, override, param_groups
 from gm_jax.models.charlm import CharLM, CharLMConfig
 from gm_jax.models.diffusion import DDPM, DDPMConfig
+from gm_jax.models.cyclegan import CycleGAN, CycleGANConfig
 from gm_jax.models.ebm import EBM, EBMConfig
 from gm_jax.models.gan import GAN, DCGANConfig, GANConfig, SNGANConfig, StyleGANSmallConfig, WGANGPConfig
 from gm_jax.models.flow import MAF, Glow, GlowConfig, MAFConfig, RealNVP, RealNVPConfig, SplineFlow, SplineFlowConfig
@@ -28,10 +29,12 @@ MODELS = {
     "wgan_gp": (WGANGPConfig, GAN),
     "sngan": (SNGANConfig, GAN),
     "stylegan_small": (StyleGANSmallConfig, GAN),
+    "cyclegan": (CycleGANConfig, CycleGAN),
 }
 
 __all__ = ["MODELS", "Model", "CharLM", "CharLMConfig", "DDPM", "DDPMConfig", "EBM", "EBMConfig", "Glow",
            "GlowConfig", "MADEConfig", "MADEModel", "MAF", "MAFConfig", "NCSN", "NCSNConfig", "PixelCNN",
            "PixelCNNConfig", "RealNVP", "RealNVPConfig", "ScoreSDE", "ScoreSDEConfig", "SplineFlow",
            "SplineFlowConfig", "VAE", "VAEConfig", "config_from_dict", "config_to_dict", "num_params", "override",
-           "param_groups", "GAN", "GANConfig", "DCGANConfig", "WGANGPConfig", "SNGANConfig", "StyleGANSmallConfig"]
+           "param_groups", "GAN", "GANConfig", "DCGANConfig", "WGANGPConfig", "SNGANConfig", "StyleGANSmallConfig",
+           "CycleGAN", "CycleGANConfig"]

@@ -56,7 +56,8 @@ class GANConfig:
     ``lr_discriminator`` (TTUR) and Adam betas ``b1``, ``b2`` for both.
     Networks: ``architecture`` dcgan | resnet | style on images (``width`` channels; ``mapping_layers``
     for style), MLPs of widths ``hidden`` on points; ``latent_dim`` the size of z; ``conditional`` uses the
-    dataset's labels (a label input to G, a projection discriminator).
+    dataset's labels (a label input to G, a projection discriminator). ``compute_dtype`` bfloat16 runs
+    the networks in bf16 with float32 parameters; losses and penalties stay float32.
     """
 
     loss: str = "non_saturating"
@@ -74,6 +75,7 @@ class GANConfig:
     hidden: tuple[int, ...] = (128, 128, 128)
     latent_dim: int = 64
     conditional: bool = False
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
         if self.loss not in GAN_LOSSES:
@@ -90,6 +92,8 @@ class GANConfig:
         if self.penalty_weight < 0 or self.weight_clip < 0:
             raise GMJaxError(f"penalty_weight and weight_clip must be >= 0, got {self.penalty_weight}, "
                              f"{self.weight_clip}")
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise GMJaxError(f"compute_dtype must be float32 or bfloat16, got '{self.compute_dtype}'")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0):
             raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
 
@@ -276,18 +280,19 @@ class GAN:
 
 def _networks(config: GANConfig, spec: DataSpec, num_classes):
     """(generator, discriminator) Flax modules with calls G(z, labels, train) and D(x, labels, train)."""
+    dt = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
     if spec.kind == "points":
-        return (MLPGenerator(spec.num_dims, tuple(config.hidden), num_classes),
-                MLPDiscriminator(tuple(config.hidden), num_classes))
+        return (MLPGenerator(spec.num_dims, tuple(config.hidden), num_classes, dt),
+                MLPDiscriminator(tuple(config.hidden), num_classes, dt))
     shape, width = tuple(spec.shape), config.width
     if config.architecture == "dcgan":
         # No normalisation in the critic: a gradient penalty is per example, and the critic sees real and
         # fake in one batch.
-        return (DCGANGenerator(shape, width, num_classes=num_classes),
-                DCGANDiscriminator(width, norm="none", num_classes=num_classes))
+        return (DCGANGenerator(shape, width, num_classes=num_classes, dtype=dt),
+                DCGANDiscriminator(width, norm="none", num_classes=num_classes, dtype=dt))
     if config.architecture == "resnet":
-        return (ResNetGenerator(shape, width, num_classes=num_classes),
-                ResNetDiscriminator(width, spectral_norm=True, num_classes=num_classes))
+        return (ResNetGenerator(shape, width, num_classes=num_classes, dtype=dt),
+                ResNetDiscriminator(width, spectral_norm=True, num_classes=num_classes, dtype=dt))
     # style: Karras et al. pair their generator with a residual critic under R1 (no spectral norm).
-    return (StyleGenerator(shape, width, mapping_layers=config.mapping_layers, num_classes=num_classes),
-            ResNetDiscriminator(width, spectral_norm=False, num_classes=num_classes))
+    return (StyleGenerator(shape, width, mapping_layers=config.mapping_layers, num_classes=num_classes, dtype=dt),
+            ResNetDiscriminator(width, spectral_norm=False, num_classes=num_classes, dtype=dt))

@@ -18,3 +18,5 @@ __all__ += ["DCGANDiscriminator", "DCGANGenerator", "ProjectionHead", "ResNetDis
             "StyleGenerator", "StyleMapping", "StyleSynthesis", "pixel_norm"]
 from gm_jax.nets.gan_mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
 __all__ += ["MLPDiscriminator", "MLPGenerator"]
+from gm_jax.nets.cyclegan import PatchDiscriminator, ResNetTranslator  # noqa: E402
+__all__ += ["PatchDiscriminator", "ResNetTranslator"]

@@ -104,6 +104,16 @@ def write_json(path: str, obj) -> None:
     os.replace(tmp, path)  # atomic
 
 
+def sample_source(model, dataset: Dataset, num: int) -> dict:
+    """``{"source": the first num test examples}`` for models that translate data (their ``sample`` takes
+    ``source``, e.g. CycleGAN), else ``{}``."""
+    if not accepts_kwarg(model.sample, "source"):
+        return {}
+    split = "test" if dataset.size("test") else "train"
+    rows = np.arange(min(num, dataset.size(split)))
+    return {"source": jnp.asarray(dataset.read(split, rows)[dataset.spec.data_key])}
+
+
 def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, progress: bool = True,
         evaluate: bool = True, run_info: dict | None = None) -> dict:
     """Trains ``model`` on ``dataset`` to ``cfg.steps``, resuming from ``workdir``'s latest checkpoint.
@@ -129,12 +139,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     is_main = jax.process_index() == 0
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
 
-    # Models that translate data (e.g. CycleGAN) take ``source``: the first test examples.
-    source = {}
-    if accepts_kwarg(model.sample, "source"):
-        split = "test" if dataset.size("test") else "train"
-        rows = np.arange(min(cfg.num_samples, dataset.size(split)))
-        source = {"source": jnp.asarray(dataset.read(split, rows)[spec.data_key])}
+    source = sample_source(model, dataset, cfg.num_samples)
     sample_fn = jax.jit(lambda v, k: model.sample(v, k, cfg.num_samples, **source))
 
     def save(step):
