@@ -7,17 +7,40 @@ A config provides ``hidden`` and ``embed_dim`` (points) and ``channels``, ``chan
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
-from gm_jax.models.base import rbg_key
+from gm_jax.models.base import check_hidden, check_positive, rbg_key
 from gm_jax.nets.time_mlp import TimeMLP
 from gm_jax.nets.unet import UNet
 
-__all__ = ["Denoiser"]
+__all__ = ["Denoiser", "DenoiserNetConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserNetConfig:
+    """The network fields shared by the ddpm, score_sde and ncsn configs (which extend this class): a
+    TimeMLP of widths ``hidden`` with an ``embed_dim`` time embedding on points; a DDPM U-Net with
+    ``channels``, ``channel_mult``, ``num_res_blocks``, ``attention_resolutions`` and ``dropout`` on images."""
+
+    hidden: tuple[int, ...] = (128, 128, 128)
+    embed_dim: int = 64
+    channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = (4,)
+    dropout: float = 0.1
+
+    def validate_network(self):
+        check_positive(self, "embed_dim", "channels", "num_res_blocks")
+        check_hidden(self)
+        check_hidden(self, "channel_mult")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GMJaxError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class Denoiser:

@@ -24,8 +24,8 @@ from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
 from gm_jax.losses.score_matching import PREDICTIONS, ddpm_loss
 from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
-from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.models.denoiser import Denoiser
+from gm_jax.models.base import check_positive
+from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.discrete import cosine_beta_schedule, eps_from_prediction, linear_beta_schedule, make_schedule
 from gm_jax.samplers.diffusion import ddim_sample, ddpm_sample, guided_eps_fn
 
@@ -33,7 +33,7 @@ SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPMConfig:
+class DDPMConfig(DenoiserNetConfig):
     """DDPM hyper-parameters.
 
     Process: ``schedule`` linear (Ho et al.) | cosine (Nichol & Dhariwal) over ``num_steps`` steps.
@@ -55,13 +55,6 @@ class DDPMConfig:
     learn_variance: bool = False
     variance: Literal["beta", "posterior"] = "beta"
     vlb_weight: float = 0.001
-    hidden: tuple[int, ...] = (128, 128, 128)
-    embed_dim: int = 64
-    channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention_resolutions: tuple[int, ...] = (4,)
-    dropout: float = 0.1
     conditional: bool = False
     label_dropout: float = 0.1
     guidance: float = 0.0
@@ -71,17 +64,16 @@ class DDPMConfig:
     eval_timesteps: int = 0
 
     def validate(self):
-        check_positive(self, "num_steps", "embed_dim", "channels", "num_res_blocks")
-        check_hidden(self)
-        check_hidden(self, "channel_mult")
+        self.validate_network()
+        check_positive(self, "num_steps")
         if self.prediction not in PREDICTIONS:
             raise GMJaxError(f"unknown prediction '{self.prediction}'; choose one of {', '.join(PREDICTIONS)}")
         if self.learn_variance and self.prediction != "eps":
             raise GMJaxError("learn_variance=true trains with the hybrid loss, which needs prediction=eps")
         if self.sampler not in SAMPLERS:
             raise GMJaxError(f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_dropout < 1.0:
-            raise GMJaxError(f"dropout and label_dropout must be in [0, 1), got {self.dropout}, {self.label_dropout}")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise GMJaxError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         if not 0 <= self.sample_steps <= self.num_steps:
             raise GMJaxError(f"sample_steps must be in [0, num_steps={self.num_steps}], got {self.sample_steps}")
         if self.eta < 0 or self.vlb_weight < 0 or self.eval_timesteps < 0:

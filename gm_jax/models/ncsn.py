@@ -28,15 +28,15 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import dsm_loss
-from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.models.denoiser import Denoiser
+from gm_jax.models.base import check_positive
+from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.samplers.langevin import annealed_langevin_sample
 
 __all__ = ["NCSN", "NCSNConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class NCSNConfig:
+class NCSNConfig(DenoiserNetConfig):
     """NCSN hyper-parameters.
 
     Levels: ``num_scales`` (L >= 2) geometric from ``sigma_max`` down to ``sigma_min`` (model-space units:
@@ -52,12 +52,6 @@ class NCSNConfig:
     num_scales: int = 20
     sigma_max: float = 10.0
     sigma_min: float = 0.01
-    hidden: tuple[int, ...] = (128, 128, 128)
-    embed_dim: int = 64
-    channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention_resolutions: tuple[int, ...] = (4,)
     dropout: float = 0.0
     time_scale: float = 4.0
     steps_per_sigma: int = 100
@@ -65,9 +59,8 @@ class NCSNConfig:
     denoise: bool = True
 
     def validate(self):
-        check_positive(self, "embed_dim", "channels", "num_res_blocks", "steps_per_sigma")
-        check_hidden(self)
-        check_hidden(self, "channel_mult")
+        self.validate_network()
+        check_positive(self, "steps_per_sigma")
         if self.num_scales < 2:
             raise GMJaxError(f"num_scales must be >= 2, got {self.num_scales}")
         if not 0.0 < self.sigma_min < self.sigma_max:
@@ -75,8 +68,6 @@ class NCSNConfig:
                              f"sigma_max={self.sigma_max}")
         if self.step_lr <= 0 or self.time_scale <= 0:
             raise GMJaxError(f"step_lr and time_scale must be > 0, got {self.step_lr}, {self.time_scale}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise GMJaxError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def sigmas(self) -> np.ndarray:
         """The noise levels [L], decreasing geometrically from sigma_max to sigma_min (float32)."""

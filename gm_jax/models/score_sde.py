@@ -29,8 +29,8 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import sde_dsm_loss
-from gm_jax.models.base import check_hidden, check_positive
-from gm_jax.models.denoiser import Denoiser
+from gm_jax.models.base import check_positive
+from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.sde import SubVPSDE, VESDE, VPSDE
 from gm_jax.samplers.sde import TRACES, ode_log_likelihood, pc_sample, probability_flow_sample, reverse_sde_sample
 
@@ -38,7 +38,7 @@ SAMPLERS = ("pc", "sde", "ode")
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreSDEConfig:
+class ScoreSDEConfig(DenoiserNetConfig):
     """Score SDE model: the process, the network, the training objective, the sampler and the evaluation.
 
     SDE: ``sde`` ve (``sigma_min``, ``sigma_max``) | vp | subvp (``beta_min``, ``beta_max``); the paper's
@@ -60,13 +60,6 @@ class ScoreSDEConfig:
     sigma_max: float = 50.0
     beta_min: float = 0.1
     beta_max: float = 20.0
-    hidden: tuple[int, ...] = (128, 128, 128)
-    embed_dim: int = 64
-    channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention_resolutions: tuple[int, ...] = (4,)
-    dropout: float = 0.1
     time_scale: float = 999.0
     train_eps: float = 1e-5
     likelihood_weighting: bool = False
@@ -95,15 +88,12 @@ class ScoreSDEConfig:
 
     def validate(self):
         self.make_sde()
-        check_positive(self, "embed_dim", "channels", "num_res_blocks", "sample_steps", "num_probes")
-        check_hidden(self)
-        check_hidden(self, "channel_mult")
+        self.validate_network()
+        check_positive(self, "sample_steps", "num_probes")
         if self.sampler not in SAMPLERS:
             raise GMJaxError(f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}")
         if self.trace not in TRACES:
             raise GMJaxError(f"unknown trace '{self.trace}'; choose one of {', '.join(TRACES)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise GMJaxError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.train_eps < 1.0:
             raise GMJaxError(f"train_eps must be in [0, 1), got {self.train_eps}")
         for name in ("sample_eps", "eval_eps"):

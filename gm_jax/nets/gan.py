@@ -273,11 +273,22 @@ class _DCGANFeatures(nn.Module):
         return h.reshape(h.shape[0], -1)
 
 
-class DCGANDiscriminator(nn.Module):
+class _ProjectionCritic(nn.Module):
+    """A feature network ``body`` followed by a :class:`ProjectionHead` ``head`` (both made in setup)."""
+
+    def features(self, x, train: bool = False):
+        """phi(x) [B, F] (compute dtype): the body's output."""
+        return self.body(x, train)
+
+    def __call__(self, x, labels=None, train: bool = False):
+        return self.head(self.body(x, train), labels, train)
+
+
+class DCGANDiscriminator(_ProjectionCritic):
     """DCGAN discriminator (Radford et al. 2016): x [B, H, W, C] -> logits [B] float32.
 
     k stride-2 4x4 convs (k from the image size, as for the generator) with widths width * 2^i,
-    LeakyReLU(0.2) after each; phi = the flattened last map (``features``); logits from a
+    LeakyReLU(0.2) after each; phi = the flattened last map (``features``, [B, F]); logits from a
     :class:`ProjectionHead` (a Dense(1), plus the class projection when ``num_classes`` is set).
     Submodules: "body" (the conv stack) and "head".
 
@@ -299,13 +310,6 @@ class DCGANDiscriminator(nn.Module):
     def setup(self):
         self.body = _DCGANFeatures(self.width, self.norm, self.spectral_norm, self.dtype)
         self.head = ProjectionHead(self.num_classes, self.spectral_norm, self.dtype)
-
-    def features(self, x, train: bool = False):
-        """phi(x) [B, F] (compute dtype): the flattened output of the conv stack."""
-        return self.body(x, train)
-
-    def __call__(self, x, labels=None, train: bool = False):
-        return self.head(self.body(x, train), labels, train)
 
 
 # ------------------------------------------------------------------------------------------ SNGAN ResNets
@@ -397,11 +401,11 @@ class ResNetGenerator(nn.Module):
         return jnp.tanh(h.astype(_F32))
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(_ProjectionCritic):
     """SNGAN ResNet discriminator (Miyato et al. 2018, CIFAR): x [B, H, W, C] -> logits [B] float32.
 
     ``num_down`` downsampling ResBlocks (the first one "optimized"), then ``num_plain`` ResBlocks at that
-    resolution, all of width ``width``; ReLU; global sum pooling gives phi [B, width]; logits from a
+    resolution, all of width ``width``; ReLU; global sum pooling gives phi [B, width] (``features``); logits from a
     :class:`ProjectionHead`. Every conv, the dense psi and the class embedding are spectrally normalised
     (``spectral_norm=True``, the default; flax ``nn.SpectralNorm``, one power-iteration step per call, state
     in "batch_stats", updated only when train=True). Submodules "body" and "head". No batch
@@ -421,13 +425,6 @@ class ResNetDiscriminator(nn.Module):
     def setup(self):
         self.body = _ResNetFeatures(self.width, self.num_down, self.num_plain, self.spectral_norm, self.dtype)
         self.head = ProjectionHead(self.num_classes, self.spectral_norm, self.dtype)
-
-    def features(self, x, train: bool = False):
-        """phi(x) [B, width] (compute dtype): global sum pooling of the last ResBlock's ReLU output."""
-        return self.body(x, train)
-
-    def __call__(self, x, labels=None, train: bool = False):
-        return self.head(self.body(x, train), labels, train)
 
 
 class _ResNetFeatures(nn.Module):
