@@ -39,3 +39,14 @@ def same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     if a.shape[1] != b.shape[1]:
         raise GMJaxError(f"{name_a} and {name_b} must have the same feature dimension, got {a.shape[1]} and "
                          f"{b.shape[1]}; extract both with the same network layer")
+
+
+def default_weights_dir() -> str:
+    """Where feature-network weights are cached: ``$GM_JAX_WEIGHTS_DIR``, else ``~/.cache/gm_jax/weights``.
+
+    Nothing is downloaded into it implicitly: ``gm-jax inception convert|download`` and ``gm-jax domain train``
+    write the files, and the metrics that need them say so when they are missing.
+    """
+    import os
+
+    return os.environ.get("GM_JAX_WEIGHTS_DIR", os.path.join(os.path.expanduser("~"), ".cache", "gm_jax", "weights"))
