@@ -1,4 +1,4 @@
-"""The ``gm-jax`` command: train, sample, evaluate, list.
+"""The ``gm-jax`` command: train, sample, evaluate, inception, domain, list.
 
 Every user error (unknown name, bad ``--set``, missing work dir or data) prints one line on stderr and
 exits with status 2.
@@ -118,11 +118,39 @@ def _print_results(results: dict) -> None:
             print(f"{key:>18}: {v:.4f}" if isinstance(v, float) else f"{key:>18}: {v}")
 
 
+def _sampler_kwargs(args, model, run) -> dict:
+    """The sampling flags the user gave (--mode, --temperature, --sampler, --steps, --guidance), checked."""
+    from gm_jax.models.base import accepts_kwarg
+
+    kw = {}
+    for name, flag in (("mode", "--mode"), ("temperature", "--temperature"), ("sampler", "--sampler"),
+                       ("steps", "--steps"), ("guidance", "--guidance")):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name in ("temperature", "guidance") and value < 0:
+            raise GMJaxError(f"{flag} must be >= 0, got {value}")
+        if name == "steps" and value < 1:
+            raise GMJaxError(f"--steps must be >= 1, got {value}")
+        if not accepts_kwarg(model.sample, name):
+            raise GMJaxError(f"{run['model']} sampling takes no {flag}; drop it")
+        kw[name] = value
+    return kw
+
+
+def _add_sampler_flags(parser) -> None:
+    parser.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
+    parser.add_argument("--temperature", type=float,
+                        help="sampling temperature (models that take one; 0: most likely)")
+    parser.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn)")
+    parser.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale w (conditional ddpm)")
+
+
 def cmd_sample(args) -> int:
     import jax
     import numpy as np
 
-    from gm_jax.models.base import accepts_kwarg
     from gm_jax.train import eval_variables, restore_state
     from gm_jax.train.loop import sample_source
     from gm_jax.visualize import save_samples
@@ -137,19 +165,7 @@ def cmd_sample(args) -> int:
     if ext != ".npz" and (ext == ".txt") != is_text:
         raise GMJaxError(f"--out {args.out}: {run['dataset']} samples are written as "
                          f"{'.txt or .npz' if is_text else '.png or .npz'}")
-    kw = {}
-    for name, flag in (("mode", "--mode"), ("temperature", "--temperature"), ("sampler", "--sampler"),
-                       ("steps", "--steps"), ("guidance", "--guidance")):
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if name in ("temperature", "guidance") and value < 0:
-            raise GMJaxError(f"{flag} must be >= 0, got {value}")
-        if name == "steps" and value < 1:
-            raise GMJaxError(f"--steps must be >= 1, got {value}")
-        if not accepts_kwarg(model.sample, name):
-            raise GMJaxError(f"{run['model']} sampling takes no {flag}; drop it")
-        kw[name] = value
+    kw = _sampler_kwargs(args, model, run)
     if args.interpolate is not None:
         return _write_interpolations(args, run, model, dataset, train_cfg, kw, ext)
     state = restore_state(model, dataset, train_cfg, args.workdir)
@@ -157,7 +173,8 @@ def cmd_sample(args) -> int:
     sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw))
     samples = np.asarray(jax.device_get(sample(eval_variables(state), jax.random.key(args.seed))))
     if ext == ".npz":
-        np.savez(args.out, samples=samples)
+        levels = {"num_levels": dataset.spec.num_levels} if dataset.spec.kind == "image" else {}
+        np.savez(args.out, samples=samples, **levels)  # num_levels: how `gm-jax evaluate` scales the pixels
     else:
         save_samples(samples, dataset.spec, args.out)
     print(f"wrote {args.num} samples to {args.out}")
@@ -195,6 +212,147 @@ def _write_interpolations(args, run, model, dataset, train_cfg, kw, ext) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    if args.metrics is None:
+        if args.workdir is None:
+            raise GMJaxError("evaluate needs --workdir DIR (test NLL of a run) or --metrics LIST --fake ... [--real ...]")
+        return _evaluate_run(args)
+    return _evaluate_samples(args)
+
+
+def _is_run(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, CONFIG_FILE))
+
+
+def _row_source(text: str, data_dir: str | None, what: str):
+    """DIR of images | FILE.npz | DATASET[:SPLIT] (split default: train) -> a RowSource."""
+    from gm_jax.data import load_dataset
+    from gm_jax.metrics import extract
+
+    if os.path.isdir(text):
+        return extract.directory_source(text)
+    if text.endswith(".npz"):
+        return extract.npz_source(text)
+    if os.path.sep in text and not text.startswith("toy2d/"):
+        raise GMJaxError(f"{what} '{text}' is neither a directory, an .npz file nor a dataset name")
+    name, _, split = text.partition(":")
+    return extract.dataset_source(load_dataset(name, data_dir), split or "train")
+
+
+def _fid_stats_file(text: str):
+    import numpy as np
+
+    if not text.endswith(".npz") or not os.path.isfile(text):
+        return None
+    with np.load(text) as f:
+        return (f["mu"], f["sigma"]) if "mu" in f.files and "sigma" in f.files else None
+
+
+def _extractor(args, example_shape):
+    """The feature network --features names (default: inception for images, raw for points)."""
+    from gm_jax.metrics import extract
+
+    kind = args.features or ("raw" if len(example_shape) == 1 else "inception")
+    if kind == "raw":
+        return extract.raw_extractor()
+    if kind == "inception":
+        return extract.inception_extractor(args.weights, args.resize)
+    if kind == "domain":
+        if not args.domain_dataset:
+            raise GMJaxError("--features domain needs the classifier's dataset: --domain-dataset NAME (or a dataset "
+                             "as --real, or a run as --fake)")
+        return extract.domain_extractor(args.domain_dataset, args.weights)
+    raise GMJaxError(f"unknown --features '{kind}'; use inception, domain or raw")
+
+
+def _evaluate_samples(args) -> int:
+    """``--metrics fid,is,kid,prdc,nll --real ... --fake ...``: a table on stdout and metrics.json."""
+    import jax
+
+    from gm_jax import parallel
+    from gm_jax.metrics import evaluate_log_likelihood, extract
+    from gm_jax.metrics.suite import check_real_given, format_table, parse_metrics, sample_quality
+    from gm_jax.train import eval_variables, restore_state
+    from gm_jax.train.loop import write_json
+
+    metrics = parse_metrics(args.metrics)
+    if args.fake is None:
+        raise GMJaxError("--metrics needs --fake: a run's work dir, a directory of images, an .npz or a dataset")
+    if args.num is not None and args.num < 1:
+        raise GMJaxError(f"--num must be >= 1, got {args.num}")
+    mesh = parallel.make_mesh()
+    run = model = state = None
+    if _is_run(args.fake):
+        run, model, dataset, train_cfg = _load_run(args.fake, args.data_dir)
+        state = restore_state(model, dataset, train_cfg, args.fake, mesh)
+    elif "nll" in metrics:
+        raise GMJaxError("nll needs a trained model: pass its work dir as --fake")
+    elif any(getattr(args, f) is not None for f in ("mode", "temperature", "sampler", "steps", "guidance")):
+        raise GMJaxError("sampling flags apply only when --fake is a run's work dir")
+    results = {"fake": args.fake, "real": args.real}
+    sample_metrics = [m for m in metrics if m != "nll"]
+    if sample_metrics:
+        real_stats = _fid_stats_file(args.real) if args.real else None
+        real_source = None
+        if args.real and real_stats is None:
+            real_source = _row_source(args.real, args.data_dir, "--real")
+        check_real_given(sample_metrics, real_source is not None, real_stats is not None)
+        fake_source = None if run is not None else _row_source(args.fake, args.data_dir, "--fake")
+        if args.domain_dataset is None and args.features == "domain":
+            if run is not None:
+                args.domain_dataset = run["dataset"]
+            elif args.real and not os.path.exists(args.real):
+                args.domain_dataset = args.real.partition(":")[0]
+        hint = (fake_source or real_source).shape if run is None else dataset.spec.shape
+        extractor = _extractor(args, hint)
+        keys = tuple(k for k in (extractor.features_key,
+                                 extractor.logits_key if "is" in sample_metrics else None) if k)
+        real = None
+        if real_source is not None:
+            real = extract.source_features(extractor, real_source, args.batch_size, mesh, keys, num=args.num)
+            if args.save_real_stats:
+                from gm_jax.metrics import feature_stats, save_stats
+
+                save_stats(args.save_real_stats, *feature_stats(real[extractor.features_key]))
+                print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
+        if run is not None:
+            if dataset.spec.kind not in ("image", "points"):
+                raise GMJaxError(f"{run['dataset']} holds {dataset.spec.kind}; sample-quality metrics need images or "
+                                 "points (use --metrics nll)")
+            kw = _sampler_kwargs(args, model, run)
+            from gm_jax.models.base import accepts_kwarg
+
+            if accepts_kwarg(model.sample, "source"):
+                raise GMJaxError(f"{run['model']} translates test images; write them with `gm-jax sample --out "
+                                 "FILE.npz` and pass that file as --fake")
+            levels = dataset.spec.num_levels if dataset.spec.kind == "image" else None
+            num = args.num or min(len(next(iter(real.values()))) if real else 10_000, 50_000)
+
+            def sample_fn(v, k, n):
+                return extract.to_unit_interval(model.sample(v, k, n, **kw), levels)
+
+            fake = extract.sampler_features(extractor, sample_fn, eval_variables(state), jax.random.key(args.seed),
+                                            num, args.batch_size, mesh, keys)
+        else:
+            fake = extract.source_features(extractor, fake_source, args.batch_size, mesh, keys, num=args.num)
+        results.update({"features": extractor.name, "num_fake": len(fake[extractor.features_key]),
+                        "num_real": len(real[extractor.features_key]) if real else None})
+        if extractor.name == "inception":
+            results["resize"] = args.resize
+        results.update(sample_quality(sample_metrics, fake, real, features_key=extractor.features_key,
+                                      logits_key=extractor.logits_key, real_stats=real_stats,
+                                      key=jax.random.key(args.seed)))
+    if "nll" in metrics:
+        out = evaluate_log_likelihood(model, eval_variables(state), dataset, jax.random.key(args.seed + 2), mesh,
+                                      train_cfg.eval_batch_size, train_cfg.eval_max_examples)
+        results.update(out)
+    out_path = args.out or os.path.join(args.fake if run is not None else ".", "metrics.json")
+    write_json(out_path, results)
+    print(format_table({k: v for k, v in results.items() if v is not None}))
+    print(f"wrote {out_path}")
+    return 0
+
+
+def _evaluate_run(args) -> int:
     import jax
 
     from gm_jax import parallel
@@ -216,6 +374,40 @@ def cmd_evaluate(args) -> int:
     results.update(evaluation(model, dataset, state, train_cfg, parallel.make_mesh()))
     write_json(results_path, results)
     _print_results(results)
+    return 0
+
+
+def cmd_inception(args) -> int:
+    """``inception convert SRC.pth [DST]`` (checks the SHA-256) or ``inception download [DST]``."""
+    from gm_jax.metrics import inception
+
+    wanted = (1, 2) if args.action == "convert" else (0, 1)
+    if len(args.paths) not in wanted:
+        raise GMJaxError(f"usage: gm-jax inception convert pt_inception-2015-12-05-6726825d.pth [DST] (the file is at "
+                         f"{inception.PYTORCH_FID_URL}) or gm-jax inception download [DST]")
+    if args.action == "convert":
+        dst = inception.convert_weights(args.paths[0], args.paths[1] if len(args.paths) > 1 else None)
+    else:
+        dst = inception.download_weights(args.paths[0] if args.paths else None)
+    print(f"wrote FID Inception weights to {dst}")
+    return 0
+
+
+def cmd_domain(args) -> int:
+    """``domain train --dataset NAME``: trains and caches the classifier behind ``--features domain``."""
+    import time
+
+    from gm_jax.data import load_dataset
+    from gm_jax.metrics import domain
+
+    dataset = load_dataset(args.dataset, args.data_dir)
+    kw = {} if args.steps is None else {"steps": args.steps}
+    t0 = time.time()
+    variables, info = domain.train_domain_classifier(dataset, seed=args.seed, **kw)
+    path = args.out or domain.domain_weights_path(args.dataset)
+    domain.save_domain_classifier(path, variables, info)
+    print(f"test accuracy {info['test_accuracy']:.4f} after {info['steps']} steps ({time.time() - t0:.0f} s); "
+          f"wrote {path}")
     return 0
 
 
@@ -247,21 +439,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", required=True)
     s.add_argument("--num", type=int, default=64)
     s.add_argument("--out", required=True, help="FILE.png (grid), FILE.txt (text data) or FILE.npz (array 'samples')")
-    s.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
-    s.add_argument("--temperature", type=float, help="sampling temperature (models that take one; 0: most likely)")
-    s.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn)")
-    s.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level)")
-    s.add_argument("--guidance", type=float, help="classifier-free guidance scale w (conditional ddpm)")
+    _add_sampler_flags(s)
     s.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-dir")
     s.set_defaults(fn=cmd_sample)
 
-    e = sub.add_parser("evaluate", help="evaluate a trained run; rewrites results.json")
-    e.add_argument("--workdir", required=True)
+    e = sub.add_parser("evaluate", help="test NLL of a run (--workdir), or sample-quality metrics (--metrics)")
+    e.add_argument("--workdir", help="a run: its test NLL is written to its results.json")
+    e.add_argument("--metrics", help="comma-separated: fid, is, kid, prdc, nll")
+    e.add_argument("--real", help="DIR of images | FILE.npz (examples, or FID statistics mu/sigma) | DATASET[:SPLIT]")
+    e.add_argument("--fake", help="a run's work dir (samples are drawn) | DIR of images | FILE.npz | DATASET[:SPLIT]")
+    e.add_argument("--features", choices=("inception", "domain", "raw"),
+                   help="feature network (default: inception for images, raw for points)")
+    e.add_argument("--num", type=int,
+                   help="examples per side (default: all; samples: as many as real, <= 50,000); nll: the test split")
+    e.add_argument("--batch-size", type=int, default=200)
+    e.add_argument("--resize", default="tf1", choices=("tf1", "pytorch_fid"),
+                   help="Inception input resize: tf1 (TTUR/torch-fidelity, default) or pytorch_fid")
+    e.add_argument("--weights", help="feature-network weights file (default: the cache of `gm-jax inception|domain`)")
+    e.add_argument("--domain-dataset", help="dataset whose classifier gives --features domain")
+    e.add_argument("--save-real-stats", metavar="FILE.npz",
+                   help="also write mu and sigma of the real features (pytorch-fid's layout; reuse as --real)")
+    e.add_argument("--out", help="metrics.json path (default: in the run's work dir, else here)")
+    e.add_argument("--seed", type=int, default=0)
+    _add_sampler_flags(e)
     e.add_argument("--data-dir")
     e.set_defaults(fn=cmd_evaluate)
+
+    inc = sub.add_parser("inception", help="get the FID InceptionV3 weights (pytorch-fid's file, converted)")
+    inc.add_argument("action", choices=("convert", "download"))
+    inc.add_argument("paths", nargs="*", metavar="PATH",
+                     help="convert SRC.pth [DST] | download [DST]; DST defaults to the weights cache")
+    inc.set_defaults(fn=cmd_inception)
+
+    dom = sub.add_parser("domain", help="train the classifier behind --features domain and cache its weights")
+    dom.add_argument("action", choices=("train",))
+    dom.add_argument("--dataset", default="digits")
+    dom.add_argument("--steps", type=int)
+    dom.add_argument("--seed", type=int, default=0)
+    dom.add_argument("--out", help="weights file (default: the weights cache)")
+    dom.add_argument("--data-dir")
+    dom.set_defaults(fn=cmd_domain)
 
     lst = sub.add_parser("list", help="list models and datasets")
     lst.set_defaults(fn=cmd_list)

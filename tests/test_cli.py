@@ -61,6 +61,22 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     for key in ("model", "dataset", "steps", "num_params", "test_nll_nats", "test_bits_per_dim"):
         assert again[key] == results[key], key
 
+    # Sample-quality metrics of the run (samples drawn inside the extraction) and of the written samples.
+    assert main(["evaluate", "--metrics", "nll,fid,prdc", "--fake", workdir, "--real", "digits:test",
+                 "--features", "raw", "--num", "40", "--batch-size", "16"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["num_fake"] == metrics["num_real"] == 40 and metrics["fid"] > 0 and 0 <= metrics["recall"] <= 1
+    assert metrics["test_nll_nats"] == pytest.approx(results["test_nll_nats"], rel=1e-6)  # same key, same data
+    assert main(["evaluate", "--metrics", "fid", "--fake", str(tmp_path / "s.npz"), "--real", "digits:test",
+                 "--features", "raw", "--out", str(tmp_path / "m.json")]) == 0
+    with np.load(tmp_path / "s.npz") as z:
+        fake = z["samples"].reshape(9, -1) / 16.0
+    from gm_jax.data import load_dataset
+    from gm_jax.metrics import fid
+
+    test = load_dataset("digits").read("test")["image"].reshape(-1, 64) / 16.0
+    assert json.loads((tmp_path / "m.json").read_text())["fid"] == pytest.approx(fid(fake, test), rel=1e-6)
+
     # Resuming with more steps continues from the checkpoint; another model in the same dir is refused.
     assert main(["train", "vae", "--dataset", "digits", "--steps", "30", "--workdir", workdir, "--no-progress"]) == 0
     assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 30

@@ -1,4 +1,5 @@
-"""Shared input validation and the local float64 switch for the feature-space metrics."""
+"""Shared pieces of the metrics: input validation, the local float64 switch, and the feature-network weight
+files (one ``.npz`` of flat "/"-joined variable names plus a JSON metadata entry, written atomically)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,57 @@ def default_weights_dir() -> str:
     import os
 
     return os.environ.get("GM_JAX_WEIGHTS_DIR", os.path.join(os.path.expanduser("~"), ".cache", "gm_jax", "weights"))
+
+
+WEIGHTS_METADATA_KEY = "__metadata__"
+
+
+def save_weights_file(path: str, variables, metadata: dict) -> str:
+    """Writes ``variables`` (a nested dict of arrays) and ``metadata`` (JSON-able) to ``path`` atomically.
+
+    Layout: an ``.npz`` of the leaves under flat "/"-joined keys (``params/conv_0/kernel``) plus
+    ``__metadata__``, a JSON string. The file is written under a temporary name in the same directory and
+    renamed with ``os.replace``, so readers see the old file or the complete new one, never a partial one.
+    Returns: path.
+    """
+    import json
+    import os
+    import tempfile
+
+    from flax import traverse_util
+
+    arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(jax.device_get(dict(variables)),
+                                                                       sep="/").items()}
+    arrays[WEIGHTS_METADATA_KEY] = np.asarray(json.dumps(metadata))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:  # a file object, so np.savez adds no suffix
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_weights_file(path: str, remedy: str) -> tuple[dict, dict]:
+    """Reads a file of :func:`save_weights_file`: (flat {"a/b/c": array}, metadata dict).
+
+    ``remedy`` ends every error message (how to recreate the file). A missing file is the caller's to report.
+    """
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if WEIGHTS_METADATA_KEY not in f.files:
+                raise GMJaxError(f"'{path}' is not a gm-jax weights file (no {WEIGHTS_METADATA_KEY}); {remedy}")
+            metadata = json.loads(str(f[WEIGHTS_METADATA_KEY]))
+            flat = {k: np.asarray(f[k]) for k in f.files if k != WEIGHTS_METADATA_KEY}
+    except GMJaxError:
+        raise
+    except (OSError, ValueError) as e:
+        raise GMJaxError(f"cannot read weights file '{path}' ({type(e).__name__}); {remedy}") from None
+    return flat, metadata

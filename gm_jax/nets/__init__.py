@@ -20,3 +20,7 @@ from gm_jax.nets.gan_mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
 __all__ += ["MLPDiscriminator", "MLPGenerator"]
 from gm_jax.nets.cyclegan import PatchDiscriminator, ResNetTranslator  # noqa: E402
 __all__ += ["PatchDiscriminator", "ResNetTranslator"]
+from gm_jax.nets.inception import FIDInceptionV3  # noqa: E402
+__all__ += ["FIDInceptionV3"]
+from gm_jax.nets.classifier import ConvClassifier  # noqa: E402
+__all__ += ["ConvClassifier"]
