@@ -41,11 +41,16 @@ def jax_extraction(images, batch):
 
 def torch_extraction(images, batch):
     import torch
-    from pytorch_fid.inception import InceptionV3
+    from pytorch_fid import inception as pfi
+
+    from gm_jax.metrics import init_inception_variables, to_state_dict
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # weights=None-style construction: use_fid_inception=False avoids the download; the cost is the same.
-    net = InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=False).eval().to(device)
+    # pytorch-fid's FID network, with our random weights in its layout instead of the download.
+    random_weights = to_state_dict(init_inception_variables(jax.random.key(0)))
+    state = {k: torch.from_numpy(v.copy()) for k, v in random_weights.items()}
+    pfi.load_state_dict_from_url = lambda *args, **kwargs: state
+    net = pfi.InceptionV3([3], resize_input=True, normalize_input=True).eval().to(device)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
 
     def run():
@@ -71,11 +76,9 @@ def main():
     num, batch = SETTINGS["tiny" if args.tiny else "full"]
     images = np.random.default_rng(0).integers(0, 256, (num, 32, 32, 3), dtype=np.uint8)
     rows = [("gm-jax feature extraction (images/s)", f"{jax_extraction(images, batch):.1f}")]
-    try:
-        import pytorch_fid  # noqa: F401
-        has_torch = True
-    except ImportError:
-        has_torch = False
+    import importlib.util
+
+    has_torch = importlib.util.find_spec("pytorch_fid") is not None
     if has_torch:
         rows.append(("pytorch-fid feature extraction (images/s)", f"{torch_extraction(images, batch):.1f}"))
     mu1, s1, mu2, s2 = frechet_stats()

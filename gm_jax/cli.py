@@ -214,7 +214,8 @@ def _write_interpolations(args, run, model, dataset, train_cfg, kw, ext) -> int:
 def cmd_evaluate(args) -> int:
     if args.metrics is None:
         if args.workdir is None:
-            raise GMJaxError("evaluate needs --workdir DIR (test NLL of a run) or --metrics LIST --fake ... [--real ...]")
+            raise GMJaxError("evaluate needs --workdir DIR (test NLL of a run) or --metrics LIST --fake ... "
+                             "[--real ...]")
         return _evaluate_run(args)
     return _evaluate_samples(args)
 

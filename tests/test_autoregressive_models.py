@@ -32,9 +32,13 @@ def _init(model, x, labels=None):
 
 # --------------------------------------------------------------------------------------- interface on digits
 @pytest.mark.parametrize("name,cfg", [  # the categorical PixelCNN: test_log_prob_sums_to_one... and (slow) fit
-    ("pixelcnn", PixelCNNConfig(**TINY_PIXELCNN, likelihood="dmol", conditional=True)),
+    # ~20 s and ~8 s: the conditional DMOL PixelCNN and the Bernoulli MADE are also checked exactly by
+    # test_log_prob_sums_to_one_over_every_image_and_samples_follow_it
+    pytest.param("pixelcnn", PixelCNNConfig(**TINY_PIXELCNN, likelihood="dmol", conditional=True),
+                 marks=pytest.mark.slow),
     ("made", MADEConfig(hidden=(32,), num_orderings=1)),
-    ("made", MADEConfig(hidden=(32,), likelihood="bernoulli", num_orderings=3, conditional=True)),
+    pytest.param("made", MADEConfig(hidden=(32,), likelihood="bernoulli", num_orderings=3, conditional=True),
+                 marks=pytest.mark.slow),
 ], ids=["pixelcnn-dmol-conditional", "made-categorical", "made-bernoulli-orderings"])
 def test_interface_shapes_finite_values_and_log_prob_consistent_with_loss(digits, name, cfg):
     model = MODELS[name][1](cfg, digits.spec)

@@ -98,7 +98,8 @@ def test_image_flow_sample_round_trips_through_its_latent(digits):
     np.testing.assert_array_equal(model._from_model_space(model.flow.inverse(v["params"], z)[0]), batch["image"])
 
 
-@pytest.mark.parametrize("name,data", [("realnvp", "digits"), ("glow-additive", "digits"), ("maf", "moons"),
+@pytest.mark.parametrize("name,data", [pytest.param("realnvp", "digits", marks=pytest.mark.slow),  # ~17 s; glow
+                                       ("glow-additive", "digits"), ("maf", "moons"),      # covers image flows
                                        ("spline_flow", "moons")])
 def test_flow_model_fit_end_to_end(name, data, request, tmp_path):
     dataset = request.getfixturevalue(data)
