@@ -229,12 +229,14 @@ def _row_source(text: str, data_dir: str | None, what: str):
     from gm_jax.data import load_dataset
     from gm_jax.metrics import extract
 
+    if _is_run(text):
+        raise GMJaxError(f"{what} '{text}' is a run; real examples come from a dataset, a directory or an .npz")
     if os.path.isdir(text):
         return extract.directory_source(text)
     if text.endswith(".npz"):
         return extract.npz_source(text)
-    if os.path.sep in text and not text.startswith("toy2d/"):
-        raise GMJaxError(f"{what} '{text}' is neither a directory, an .npz file nor a dataset name")
+    if text.startswith(("/", ".", "~")):
+        raise GMJaxError(f"{what} '{text}': no such directory or .npz file")
     name, _, split = text.partition(":")
     return extract.dataset_source(load_dataset(name, data_dir), split or "train")
 
