@@ -169,3 +169,84 @@ def test_tf1_resize_and_features_match_torch_fidelity(ref, variables):
     print("uint8 32x32 -> tf1 mode vs torch-fidelity resize + pytorch-fid net:",
           {k: f"{v:.2e}" for k, v in errs.items()})
     assert max(errs.values()) <= 1e-4, errs
+
+
+# ------------------------------------------------------------------ end to end: image files -> FID and IS
+# 200 images, so the 192-d block's covariance has full rank and scipy's sqrtm (pytorch-fid) is accurate;
+# pool3 (2048-d) would need over 2048 images per set, minutes on a CPU.
+NUM_FILES = 200
+
+
+def _write_pngs(directory, seed, contrast):
+    """Smooth random colour fields (8x8 upsampled to 32x32) with pixel noise, as PNG files."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir()
+    for i in range(NUM_FILES):
+        coarse = np.kron(rng.normal(size=(8, 8, 3)), np.ones((4, 4, 1)))
+        img = np.clip(128 + contrast * coarse + 8 * rng.normal(size=(32, 32, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(directory / f"{i:04d}.png")
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    sd = _random_state_dict(seed=3)
+    # Random-weight pool3 features vary little between images; larger logits make IS - 1 measurable (0.02).
+    # (x3000 overflows torch-fidelity's float32 softmax to NaN; ours stays finite in float64.)
+    sd["fc.weight"] = sd["fc.weight"] * 300.0
+    pth = str(d / "weights.pth")
+    torch.save(sd, pth)
+    return {"real": _write_pngs(d / "real", 0, 40.0), "fake": _write_pngs(d / "fake", 1, 60.0), "pth": pth,
+            "sd": sd, "weights": str(d / "weights.npz")}
+
+
+def _our_features(image_dirs, resize):
+    """Our pipeline from the files: the torch-free converter, then streaming extraction from the directories."""
+    from gm_jax.metrics import extract
+    from gm_jax.metrics.inception import convert_weights
+
+    weights = convert_weights(image_dirs["pth"], image_dirs["weights"], expected_sha256=None)
+    net = extract.inception_extractor(weights, resize)
+    keys = ("block_192", "logits_unbiased")
+    return {side: extract.source_features(net, extract.directory_source(image_dirs[side]), 50, keys=keys)
+            for side in ("real", "fake")}
+
+
+def test_fid_from_image_files_equals_pytorch_fid(image_dirs):
+    from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
+
+    from gm_jax.metrics import fid
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pfi, "load_state_dict_from_url", lambda *a, **k: image_dirs["sd"])
+        model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[192]]).eval()  # resize + normalise on
+    stats = [compute_statistics_of_path(image_dirs[s], model, 50, 192, "cpu", num_workers=0)
+             for s in ("real", "fake")]
+    want = calculate_frechet_distance(*stats[0], *stats[1])
+    feats = _our_features(image_dirs, "pytorch_fid")
+    got = fid(feats["fake"]["block_192"], feats["real"]["block_192"])
+    print(f"\nFID (192-d, pytorch_fid mode): ours {got!r}, pytorch-fid {want!r}")
+    assert want > 1.0 and got == pytest.approx(want, rel=1e-4)
+
+
+def test_fid_and_inception_score_from_image_files_equal_torch_fidelity(image_dirs):
+    torch_fidelity = pytest.importorskip("torch_fidelity")
+
+    from gm_jax.metrics import fid, inception_score
+
+    want = torch_fidelity.calculate_metrics(
+        input1=image_dirs["fake"], input2=image_dirs["real"], fid=True, isc=True, cuda=False, cache=False,
+        verbose=False, feature_extractor_weights_path=image_dirs["pth"], feature_layer_fid="192",
+        samples_shuffle=False, batch_size=50, save_cpu_ram=True)  # save_cpu_ram: no forked loader workers
+    feats = _our_features(image_dirs, "tf1")
+    got_fid = fid(feats["fake"]["block_192"], feats["real"]["block_192"])
+    got_is = inception_score(feats["fake"]["logits_unbiased"], splits=10)
+    print(f"\nFID (192-d, tf1 mode): ours {got_fid!r}, torch-fidelity {want['frechet_inception_distance']!r}; "
+          f"IS: ours {got_is}, torch-fidelity ({want['inception_score_mean']!r}, {want['inception_score_std']!r})")
+    assert want["frechet_inception_distance"] > 1.0 and want["inception_score_mean"] - 1 > 0.01
+    assert got_fid == pytest.approx(want["frechet_inception_distance"], rel=1e-4)
+    assert got_is[0] - 1 == pytest.approx(want["inception_score_mean"] - 1, rel=1e-4)
+    assert got_is[1] == pytest.approx(want["inception_score_std"], rel=1e-3, abs=1e-6)
