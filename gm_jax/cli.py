@@ -272,9 +272,9 @@ def _evaluate_samples(args) -> int:
     import jax
 
     from gm_jax import parallel
-    from gm_jax.metrics import evaluate_log_likelihood, extract
+    from gm_jax.metrics import extract
     from gm_jax.metrics.suite import check_real_given, format_table, parse_metrics, sample_quality
-    from gm_jax.train import eval_variables, restore_state
+    from gm_jax.train import eval_variables, evaluation, restore_state
     from gm_jax.train.loop import write_json
 
     metrics = parse_metrics(args.metrics)
@@ -345,9 +345,9 @@ def _evaluate_samples(args) -> int:
                                       logits_key=extractor.logits_key, real_stats=real_stats,
                                       key=jax.random.key(args.seed)))
     if "nll" in metrics:
-        out = evaluate_log_likelihood(model, eval_variables(state), dataset, jax.random.key(args.seed + 2), mesh,
-                                      train_cfg.eval_batch_size, train_cfg.eval_max_examples)
-        results.update(out)
+        if not model.has_log_prob:
+            raise GMJaxError(f"{run['model']} has no likelihood; drop nll from --metrics")
+        results.update(evaluation(model, dataset, state, train_cfg, mesh))  # the numbers of results.json
     out_path = args.out or os.path.join(args.fake if run is not None else ".", "metrics.json")
     write_json(out_path, results)
     print(format_table({k: v for k, v in results.items() if v is not None}))
