@@ -269,12 +269,9 @@ def _extractor(args, example_shape):
 
 def _evaluate_samples(args) -> int:
     """``--metrics fid,is,kid,prdc,nll --real ... --fake ...``: a table on stdout and metrics.json."""
-    import jax
-
     from gm_jax import parallel
-    from gm_jax.metrics import extract
-    from gm_jax.metrics.suite import check_real_given, format_table, parse_metrics, sample_quality
-    from gm_jax.train import eval_variables, evaluation, restore_state
+    from gm_jax.metrics.suite import format_table, parse_metrics
+    from gm_jax.train import evaluation, restore_state
     from gm_jax.train.loop import write_json
 
     metrics = parse_metrics(args.metrics)
@@ -283,10 +280,11 @@ def _evaluate_samples(args) -> int:
     if args.num is not None and args.num < 1:
         raise GMJaxError(f"--num must be >= 1, got {args.num}")
     mesh = parallel.make_mesh()
-    run = model = state = None
+    run = None
     if _is_run(args.fake):
-        run, model, dataset, train_cfg = _load_run(args.fake, args.data_dir)
-        state = restore_state(model, dataset, train_cfg, args.fake, mesh)
+        record, model, dataset, train_cfg = _load_run(args.fake, args.data_dir)
+        run = {"record": record, "model": model, "dataset": dataset, "train_cfg": train_cfg,
+               "state": restore_state(model, dataset, train_cfg, args.fake, mesh)}
     elif "nll" in metrics:
         raise GMJaxError("nll needs a trained model: pass its work dir as --fake")
     elif any(getattr(args, f) is not None for f in ("mode", "temperature", "sampler", "steps", "guidance")):
@@ -294,65 +292,83 @@ def _evaluate_samples(args) -> int:
     results = {"fake": args.fake, "real": args.real}
     sample_metrics = [m for m in metrics if m != "nll"]
     if sample_metrics:
-        real_stats = _fid_stats_file(args.real) if args.real else None
-        real_source = None
-        if args.real and real_stats is None:
-            real_source = _row_source(args.real, args.data_dir, "--real")
-        check_real_given(sample_metrics, real_source is not None, real_stats is not None)
-        fake_source = None if run is not None else _row_source(args.fake, args.data_dir, "--fake")
-        if args.domain_dataset is None and args.features == "domain":
-            if run is not None:
-                args.domain_dataset = run["dataset"]
-            elif args.real and not os.path.exists(args.real):
-                args.domain_dataset = args.real.partition(":")[0]
-        hint = (fake_source or real_source).shape if run is None else dataset.spec.shape
-        extractor = _extractor(args, hint)
-        keys = tuple(k for k in (extractor.features_key,
-                                 extractor.logits_key if "is" in sample_metrics else None) if k)
-        real = None
-        if real_source is not None:
-            real = extract.source_features(extractor, real_source, args.batch_size, mesh, keys, num=args.num)
-            if args.save_real_stats:
-                from gm_jax.metrics import feature_stats, save_stats
-
-                save_stats(args.save_real_stats, *feature_stats(real[extractor.features_key]))
-                print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
-        if run is not None:
-            if dataset.spec.kind not in ("image", "points"):
-                raise GMJaxError(f"{run['dataset']} holds {dataset.spec.kind}; sample-quality metrics need images or "
-                                 "points (use --metrics nll)")
-            kw = _sampler_kwargs(args, model, run)
-            from gm_jax.models.base import accepts_kwarg
-
-            if accepts_kwarg(model.sample, "source"):
-                raise GMJaxError(f"{run['model']} translates test images; write them with `gm-jax sample --out "
-                                 "FILE.npz` and pass that file as --fake")
-            levels = dataset.spec.num_levels if dataset.spec.kind == "image" else None
-            num = args.num or min(len(next(iter(real.values()))) if real else 10_000, 50_000)
-
-            def sample_fn(v, k, n):
-                return extract.to_unit_interval(model.sample(v, k, n, **kw), levels)
-
-            fake = extract.sampler_features(extractor, sample_fn, eval_variables(state), jax.random.key(args.seed),
-                                            num, args.batch_size, mesh, keys)
-        else:
-            fake = extract.source_features(extractor, fake_source, args.batch_size, mesh, keys, num=args.num)
-        results.update({"features": extractor.name, "num_fake": len(fake[extractor.features_key]),
-                        "num_real": len(real[extractor.features_key]) if real else None})
-        if extractor.name == "inception":
-            results["resize"] = args.resize
-        results.update(sample_quality(sample_metrics, fake, real, features_key=extractor.features_key,
-                                      logits_key=extractor.logits_key, real_stats=real_stats,
-                                      key=jax.random.key(args.seed)))
+        results.update(_sample_quality(args, sample_metrics, run, mesh))
     if "nll" in metrics:
-        if not model.has_log_prob:
-            raise GMJaxError(f"{run['model']} has no likelihood; drop nll from --metrics")
-        results.update(evaluation(model, dataset, state, train_cfg, mesh))  # the numbers of results.json
+        if not run["model"].has_log_prob:
+            raise GMJaxError(f"{run['record']['model']} has no likelihood; drop nll from --metrics")
+        # the trainer's evaluation: the numbers of results.json
+        results.update(evaluation(run["model"], run["dataset"], run["state"], run["train_cfg"], mesh))
     out_path = args.out or os.path.join(args.fake if run is not None else ".", "metrics.json")
     write_json(out_path, results)
     print(format_table({k: v for k, v in results.items() if v is not None}))
     print(f"wrote {out_path}")
     return 0
+
+
+def _sample_quality(args, metrics, run, mesh) -> dict:
+    """Features of --real and --fake (a run's samples, or examples) through --features, then the metrics."""
+    import jax
+
+    from gm_jax.metrics import extract, feature_stats, save_stats
+    from gm_jax.metrics.suite import check_real_given, sample_quality
+
+    real_stats = _fid_stats_file(args.real) if args.real else None
+    real_source = None
+    if args.real and real_stats is None:
+        real_source = _row_source(args.real, args.data_dir, "--real")
+    check_real_given(metrics, real_source is not None, real_stats is not None)
+    fake_source = None if run is not None else _row_source(args.fake, args.data_dir, "--fake")
+    if args.domain_dataset is None and args.features == "domain":
+        if run is not None:
+            args.domain_dataset = run["record"]["dataset"]
+        elif args.real and not os.path.exists(args.real):
+            args.domain_dataset = args.real.partition(":")[0]
+    example_shape = (fake_source or real_source).shape if run is None else run["dataset"].spec.shape
+    extractor = _extractor(args, example_shape)
+    keys = tuple(k for k in (extractor.features_key, extractor.logits_key if "is" in metrics else None) if k)
+    real = None
+    if real_source is not None:
+        real = extract.source_features(extractor, real_source, args.batch_size, mesh, keys, num=args.num)
+        if args.save_real_stats:
+            save_stats(args.save_real_stats, *feature_stats(real[extractor.features_key]))
+            print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
+    if run is not None:
+        num = args.num or min(len(real[extractor.features_key]) if real else 10_000, 50_000)
+        fake = _run_sample_features(args, run, extractor, keys, num, mesh)
+    else:
+        fake = extract.source_features(extractor, fake_source, args.batch_size, mesh, keys, num=args.num)
+    out = {"features": extractor.name, "num_fake": len(fake[extractor.features_key]),
+           "num_real": len(real[extractor.features_key]) if real else None}
+    if extractor.name == "inception":
+        out["resize"] = args.resize
+    out.update(sample_quality(metrics, fake, real, features_key=extractor.features_key,
+                              logits_key=extractor.logits_key, real_stats=real_stats, key=jax.random.key(args.seed)))
+    return out
+
+
+def _run_sample_features(args, run, extractor, keys, num: int, mesh) -> dict:
+    """Features of ``num`` samples of a run, drawn (with the sampling flags) inside the extraction step."""
+    import jax
+
+    from gm_jax.metrics import extract
+    from gm_jax.models.base import accepts_kwarg
+    from gm_jax.train import eval_variables
+
+    record, model, spec = run["record"], run["model"], run["dataset"].spec
+    if spec.kind not in ("image", "points"):
+        raise GMJaxError(f"{record['dataset']} holds {spec.kind}; sample-quality metrics need images or points "
+                         "(use --metrics nll)")
+    if accepts_kwarg(model.sample, "source"):
+        raise GMJaxError(f"{record['model']} translates test images; write them with `gm-jax sample --out "
+                         "FILE.npz` and pass that file as --fake")
+    kw = _sampler_kwargs(args, model, record)
+    levels = spec.num_levels if spec.kind == "image" else None
+
+    def sample_fn(variables, key, n):
+        return extract.to_unit_interval(model.sample(variables, key, n, **kw), levels)
+
+    return extract.sampler_features(extractor, sample_fn, eval_variables(run["state"]), jax.random.key(args.seed),
+                                    num, args.batch_size, mesh, keys)
 
 
 def _evaluate_run(args) -> int:

@@ -199,3 +199,24 @@ def test_evaluate_with_inception_features_end_to_end(tmp_path, capsys, data_dir)
     assert got["features"] == "inception" and got["resize"] == "tf1"
     assert got["fid"] == pytest.approx(fid(feats["train"]["pool3"], feats["test"]["pool3"]), rel=1e-4)
     assert got["is_mean"] == pytest.approx(inception_score(feats["train"]["logits_unbiased"])[0], rel=1e-4)
+
+
+def test_domain_command_and_domain_features_through_evaluate(tmp_path, capsys, data_dir):
+    """`gm-jax domain train` writes a classifier; `evaluate --features domain` equals the library's FID and IS."""
+    from gm_jax.data import load_dataset
+    from gm_jax.metrics import domain_features, inception_score, load_domain_classifier
+
+    weights = str(tmp_path / "digits_classifier.npz")
+    assert main(["domain", "train", "--dataset", "digits", "--steps", "30", "--out", weights]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--metrics", "fid,is", "--features", "domain", "--weights", weights, "--real",
+                 "digits:test", "--fake", "digits:train", "--num", "50", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    clf, variables, _ = load_domain_classifier("digits", weights)
+    ds = load_dataset("digits", data_dir)
+    real = domain_features(clf, variables, ds.read("test", np.arange(50))["image"])
+    fake, logits = domain_features(clf, variables, ds.read("train", np.arange(50))["image"], with_logits=True)
+    assert got["features"] == "domain" and got["num_fake"] == got["num_real"] == 50
+    assert got["fid"] == pytest.approx(fid(fake, real), rel=1e-6)
+    assert got["is_mean"] == pytest.approx(inception_score(logits)[0], rel=1e-6)
