@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from gm_jax.metrics import extract, feature_stats, frechet_distance
-from gm_jax.metrics.inception import inception_apply, init_inception_variables
+from gm_jax.metrics.inception import inception_apply
+from gm_jax.metrics.inception_weights import init_inception_variables
 
 SETTINGS = {"full": (512, 128), "tiny": (16, 8)}  # name: (images, batch)
 

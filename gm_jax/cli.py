@@ -13,6 +13,8 @@ import sys
 
 from gm_jax.errors import GMJaxError
 
+__all__ = ["main", "build_parser", "CONFIG_FILE"]
+
 CONFIG_FILE = "config.json"
 
 
@@ -224,54 +226,18 @@ def _is_run(path: str) -> bool:
     return os.path.isfile(os.path.join(path, CONFIG_FILE))
 
 
-def _row_source(text: str, data_dir: str | None, what: str):
-    """DIR of images | FILE.npz | DATASET[:SPLIT] (split default: train) -> a RowSource."""
-    from gm_jax.data import load_dataset
-    from gm_jax.metrics import extract
-
-    if _is_run(text):
-        raise GMJaxError(f"{what} '{text}' is a run; real examples come from a dataset, a directory or an .npz")
-    if os.path.isdir(text):
-        return extract.directory_source(text)
-    if text.endswith(".npz"):
-        return extract.npz_source(text)
-    if text.startswith(("/", ".", "~")):
-        raise GMJaxError(f"{what} '{text}': no such directory or .npz file")
-    name, _, split = text.partition(":")
-    return extract.dataset_source(load_dataset(name, data_dir), split or "train")
-
-
-def _fid_stats_file(text: str):
-    import numpy as np
-
-    if not text.endswith(".npz") or not os.path.isfile(text):
-        return None
-    with np.load(text) as f:
-        return (f["mu"], f["sigma"]) if "mu" in f.files and "sigma" in f.files else None
-
-
-def _extractor(args, example_shape):
-    """The feature network --features names (default: inception for images, raw for points)."""
-    from gm_jax.metrics import extract
-
-    kind = args.features or ("raw" if len(example_shape) == 1 else "inception")
-    if kind == "raw":
-        return extract.raw_extractor()
-    if kind == "inception":
-        return extract.inception_extractor(args.weights, args.resize)
-    if kind == "domain":
-        if not args.domain_dataset:
-            raise GMJaxError("--features domain needs the classifier's dataset: --domain-dataset NAME (or a dataset "
-                             "as --real, or a run as --fake)")
-        return extract.domain_extractor(args.domain_dataset, args.weights)
-    raise GMJaxError(f"unknown --features '{kind}'; use inception, domain or raw")
-
-
 def _evaluate_samples(args) -> int:
-    """``--metrics fid,is,kid,prdc,nll --real ... --fake ...``: a table on stdout and metrics.json."""
+    """``--metrics fid,is,kid,prdc,nll --real ... --fake ...``: a table on stdout and metrics.json.
+
+    The sample-quality numbers come from :func:`gm_jax.metrics.evaluate.evaluate_sample_quality`, the test NLL
+    from the trainer's :func:`gm_jax.train.evaluation` (the numbers of results.json).
+    """
+    import jax
+
     from gm_jax import parallel
+    from gm_jax.metrics.evaluate import ModelSamples, evaluate_sample_quality
     from gm_jax.metrics.suite import format_table, parse_metrics
-    from gm_jax.train import evaluation, restore_state
+    from gm_jax.train import eval_variables, evaluation, restore_state
     from gm_jax.train.loop import write_json
 
     metrics = parse_metrics(args.metrics)
@@ -292,7 +258,20 @@ def _evaluate_samples(args) -> int:
     results = {"fake": args.fake, "real": args.real}
     sample_metrics = [m for m in metrics if m != "nll"]
     if sample_metrics:
-        results.update(_sample_quality(args, sample_metrics, run, mesh))
+        if args.real and _is_run(args.real):
+            raise GMJaxError(f"--real '{args.real}' is a run; real examples come from a dataset, a directory or an "
+                             ".npz")
+        fake = args.fake
+        if run is not None:  # samples are drawn inside the extraction step
+            fake = ModelSamples(run["model"], eval_variables(run["state"]), run["dataset"].spec,
+                                sample_kwargs=_sampler_kwargs(args, run["model"], run["record"]),
+                                name=run["record"]["model"])
+        results.update(evaluate_sample_quality(
+            sample_metrics, fake=fake, real=args.real, features=args.features, weights=args.weights,
+            resize=args.resize, domain_dataset=args.domain_dataset, num=args.num, batch_size=args.batch_size,
+            key=jax.random.key(args.seed), data_dir=args.data_dir, save_real_stats=args.save_real_stats, mesh=mesh))
+        if args.save_real_stats and results["num_real"] is not None:
+            print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
     if "nll" in metrics:
         if not run["model"].has_log_prob:
             raise GMJaxError(f"{run['record']['model']} has no likelihood; drop nll from --metrics")
@@ -303,72 +282,6 @@ def _evaluate_samples(args) -> int:
     print(format_table({k: v for k, v in results.items() if v is not None}))
     print(f"wrote {out_path}")
     return 0
-
-
-def _sample_quality(args, metrics, run, mesh) -> dict:
-    """Features of --real and --fake (a run's samples, or examples) through --features, then the metrics."""
-    import jax
-
-    from gm_jax.metrics import extract, feature_stats, save_stats
-    from gm_jax.metrics.suite import check_real_given, sample_quality
-
-    real_stats = _fid_stats_file(args.real) if args.real else None
-    real_source = None
-    if args.real and real_stats is None:
-        real_source = _row_source(args.real, args.data_dir, "--real")
-    check_real_given(metrics, real_source is not None, real_stats is not None)
-    fake_source = None if run is not None else _row_source(args.fake, args.data_dir, "--fake")
-    if args.domain_dataset is None and args.features == "domain":
-        if run is not None:
-            args.domain_dataset = run["record"]["dataset"]
-        elif args.real and not os.path.exists(args.real):
-            args.domain_dataset = args.real.partition(":")[0]
-    example_shape = (fake_source or real_source).shape if run is None else run["dataset"].spec.shape
-    extractor = _extractor(args, example_shape)
-    keys = tuple(k for k in (extractor.features_key, extractor.logits_key if "is" in metrics else None) if k)
-    real = None
-    if real_source is not None:
-        real = extract.source_features(extractor, real_source, args.batch_size, mesh, keys, num=args.num)
-        if args.save_real_stats:
-            save_stats(args.save_real_stats, *feature_stats(real[extractor.features_key]))
-            print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
-    if run is not None:
-        num = args.num or min(len(real[extractor.features_key]) if real else 10_000, 50_000)
-        fake = _run_sample_features(args, run, extractor, keys, num, mesh)
-    else:
-        fake = extract.source_features(extractor, fake_source, args.batch_size, mesh, keys, num=args.num)
-    out = {"features": extractor.name, "num_fake": len(fake[extractor.features_key]),
-           "num_real": len(real[extractor.features_key]) if real else None}
-    if extractor.name == "inception":
-        out["resize"] = args.resize
-    out.update(sample_quality(metrics, fake, real, features_key=extractor.features_key,
-                              logits_key=extractor.logits_key, real_stats=real_stats, key=jax.random.key(args.seed)))
-    return out
-
-
-def _run_sample_features(args, run, extractor, keys, num: int, mesh) -> dict:
-    """Features of ``num`` samples of a run, drawn (with the sampling flags) inside the extraction step."""
-    import jax
-
-    from gm_jax.metrics import extract
-    from gm_jax.models.base import accepts_kwarg
-    from gm_jax.train import eval_variables
-
-    record, model, spec = run["record"], run["model"], run["dataset"].spec
-    if spec.kind not in ("image", "points"):
-        raise GMJaxError(f"{record['dataset']} holds {spec.kind}; sample-quality metrics need images or points "
-                         "(use --metrics nll)")
-    if accepts_kwarg(model.sample, "source"):
-        raise GMJaxError(f"{record['model']} translates test images; write them with `gm-jax sample --out "
-                         "FILE.npz` and pass that file as --fake")
-    kw = _sampler_kwargs(args, model, record)
-    levels = spec.num_levels if spec.kind == "image" else None
-
-    def sample_fn(variables, key, n):
-        return extract.to_unit_interval(model.sample(variables, key, n, **kw), levels)
-
-    return extract.sampler_features(extractor, sample_fn, eval_variables(run["state"]), jax.random.key(args.seed),
-                                    num, args.batch_size, mesh, keys)
 
 
 def _evaluate_run(args) -> int:
@@ -398,16 +311,16 @@ def _evaluate_run(args) -> int:
 
 def cmd_inception(args) -> int:
     """``inception convert SRC.pth [DST]`` (checks the SHA-256) or ``inception download [DST]``."""
-    from gm_jax.metrics import inception
+    from gm_jax.metrics import inception_weights
 
     wanted = (1, 2) if args.action == "convert" else (0, 1)
     if len(args.paths) not in wanted:
         raise GMJaxError(f"usage: gm-jax inception convert pt_inception-2015-12-05-6726825d.pth [DST] (the file is at "
-                         f"{inception.PYTORCH_FID_URL}) or gm-jax inception download [DST]")
+                         f"{inception_weights.PYTORCH_FID_URL}) or gm-jax inception download [DST]")
     if args.action == "convert":
-        dst = inception.convert_weights(args.paths[0], args.paths[1] if len(args.paths) > 1 else None)
+        dst = inception_weights.convert_weights(args.paths[0], args.paths[1] if len(args.paths) > 1 else None)
     else:
-        dst = inception.download_weights(args.paths[0] if args.paths else None)
+        dst = inception_weights.download_weights(args.paths[0] if args.paths else None)
     print(f"wrote FID Inception weights to {dst}")
     return 0
 

@@ -6,3 +6,11 @@ class GMJaxError(ValueError):
 
     The message names the problem and the fix, in one line.
     """
+
+
+class NumericsWarning(UserWarning):
+    """A computation is valid but numerically fragile as configured (e.g. dividing by a tiny coefficient);
+    the message names the remedy."""
+
+
+__all__ = ["GMJaxError", "NumericsWarning"]

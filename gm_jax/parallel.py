@@ -13,6 +13,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gm_jax.errors import GMJaxError
 
+__all__ = ["DATA_AXIS", "make_mesh", "batch_sharding", "replicated", "check_batch_size", "local_rows", "global_batch",
+           "put_replicated"]
+
 DATA_AXIS = "data"
 
 

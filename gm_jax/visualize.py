@@ -9,6 +9,9 @@ from PIL import Image
 
 from gm_jax.data.loading import DataSpec
 
+__all__ = ["save_samples", "save_samples_png", "samples_filename", "can_save_samples", "image_grid",
+           "point_histogram", "samples_text"]
+
 
 def image_grid(images: np.ndarray, num_levels: int, ncols: int | None = None, scale: int = 4) -> np.ndarray:
     """Integer images [N, H, W, C] in [0, K) -> one uint8 grid [rows*(H+1)+1, cols*(W+1)+1, C] scaled up."""

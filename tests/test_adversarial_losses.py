@@ -26,7 +26,7 @@ def _sp(x):
     return np.logaddexp(0.0, x)  # softplus, stable in float64
 
 
-# Per-element (loss, d loss / d real, d loss / d fake) in float64; the batch mean divides all by B.
+# Per-example (loss, d loss / d real, d loss / d fake) in float64; the batch mean divides the gradients by B.
 D_REF = {
     "minimax": lambda r, f: (_sp(-r) + _sp(f), -expit(-r), expit(f)),
     "non_saturating": lambda r, f: (_sp(-r) + _sp(f), -expit(-r), expit(f)),
@@ -49,16 +49,23 @@ def test_gan_losses_equal_float64_formulas_with_finite_gradients(kind, real, fak
     r, f = jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)
     n = real.size
 
-    d_val, (d_dr, d_df) = jax.value_and_grad(lambda r_, f_: discriminator_loss(r_, f_, kind), argnums=(0, 1))(r, f)
     ref, ref_dr, ref_df = D_REF[kind](real, fake)
+    d_per = discriminator_loss(r, f, kind=kind)
+    assert d_per.shape == (n,) and d_per.dtype == jnp.float32 and np.all(np.isfinite(d_per))
+    np.testing.assert_allclose(d_per, ref, rtol=1e-5, atol=1e-6)  # each example against its own formula
+    d_val, (d_dr, d_df) = jax.value_and_grad(lambda r_, f_: discriminator_loss(r_, f_, kind=kind).mean(),
+                                             argnums=(0, 1))(r, f)
     assert d_val.shape == () and d_val.dtype == jnp.float32
     assert np.isfinite(float(d_val)) and np.all(np.isfinite(d_dr)) and np.all(np.isfinite(d_df))
     np.testing.assert_allclose(float(d_val), ref.mean(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(d_dr, ref_dr / n, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(d_df, ref_df / n, rtol=1e-5, atol=1e-7)
 
-    g_val, g_df = jax.value_and_grad(lambda f_: generator_loss(f_, kind))(f)
     ref, ref_df = G_REF[kind](fake)
+    g_per = generator_loss(f, kind=kind)
+    assert g_per.shape == (n,) and g_per.dtype == jnp.float32 and np.all(np.isfinite(g_per))
+    np.testing.assert_allclose(g_per, ref, rtol=1e-5, atol=1e-6)
+    g_val, g_df = jax.value_and_grad(lambda f_: generator_loss(f_, kind=kind).mean())(f)
     assert g_val.shape == () and g_val.dtype == jnp.float32
     assert np.isfinite(float(g_val)) and np.all(np.isfinite(g_df))
     np.testing.assert_allclose(float(g_val), ref.mean(), rtol=1e-5, atol=1e-6)
@@ -68,12 +75,35 @@ def test_gan_losses_equal_float64_formulas_with_finite_gradients(kind, real, fak
 def test_gan_losses_accept_column_logits_and_low_precision():
     r, f = jnp.asarray(REAL, jnp.float32), jnp.asarray(FAKE, jnp.float32)
     for kind in GAN_LOSSES:
-        flat = discriminator_loss(r, f, kind)
-        col = discriminator_loss(r[:, None].astype(jnp.bfloat16), f[:, None].astype(jnp.bfloat16), kind)
+        flat = discriminator_loss(r, f, kind=kind)
+        col = discriminator_loss(r[:, None].astype(jnp.bfloat16), f[:, None].astype(jnp.bfloat16), kind=kind)
         assert col.dtype == jnp.float32
         np.testing.assert_allclose(col, flat, rtol=2e-2, atol=2e-2)  # bf16 rounding of the inputs only
-        np.testing.assert_allclose(generator_loss(f[:, None], kind, real_logits=r[:, None]), generator_loss(f, kind),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(generator_loss(f[:, None], kind=kind, real_logits=r[:, None]),
+                                   generator_loss(f, kind=kind), rtol=1e-6)
+
+
+def test_gan_losses_are_per_example_and_average_patches():
+    """[B] and [B, 1] logits give [B]; PatchGAN logits [B, H, W, 1] give each example's patch mean of the
+    per-patch formula. The options are keyword-only."""
+    b = REAL.size
+    r, f = jnp.asarray(REAL, jnp.float32), jnp.asarray(FAKE, jnp.float32)
+    rng = np.random.default_rng(7)
+    pr, pf = rng.normal(size=(b, 3, 2, 1)) * 2, rng.normal(size=(b, 3, 2, 1)) * 2
+    for kind in GAN_LOSSES:
+        for shape in ((b,), (b, 1)):
+            assert discriminator_loss(r.reshape(shape), f.reshape(shape), kind=kind).shape == (b,)
+            assert generator_loss(f.reshape(shape), kind=kind).shape == (b,)
+        d_patch = discriminator_loss(jnp.asarray(pr, jnp.float32), jnp.asarray(pf, jnp.float32), kind=kind)
+        g_patch = generator_loss(jnp.asarray(pf, jnp.float32), kind=kind)
+        assert d_patch.shape == g_patch.shape == (b,) and d_patch.dtype == g_patch.dtype == jnp.float32
+        np.testing.assert_allclose(d_patch, D_REF[kind](pr, pf)[0].mean(axis=(1, 2, 3)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(g_patch, G_REF[kind](pf)[0].mean(axis=(1, 2, 3)), rtol=1e-5, atol=1e-6)
+    for call in (lambda: discriminator_loss(r, f, "hinge"), lambda: generator_loss(f, "hinge"),
+                 lambda: weight_clip({"w": r}, 0.01),
+                 lambda: gradient_penalty(lambda x: x.sum(1), r[:, None], f[:, None], jax.random.key(0), 1.0)):
+        with pytest.raises(TypeError):
+            call()
 
 
 # ---------------------------------------------------------------- penalties
@@ -201,7 +231,7 @@ def test_cycle_and_identity_losses_are_per_example_mean_absolute_error():
 def test_weight_clip_clips_every_leaf_and_keeps_structure_and_dtypes():
     params = {"dense": {"kernel": jnp.array([[0.5, -0.003], [0.02, -0.2]]), "bias": jnp.array([0.001, -0.01])},
               "scale": [jnp.array([-3.0, 0.004], jnp.bfloat16)]}
-    clipped = weight_clip(params, 0.01)
+    clipped = weight_clip(params, clip=0.01)
     assert jax.tree.structure(clipped) == jax.tree.structure(params)
     for got, orig in zip(jax.tree.leaves(clipped), jax.tree.leaves(params)):
         assert got.dtype == orig.dtype and got.shape == orig.shape
@@ -234,7 +264,7 @@ def _train_discriminator(kind, steps=2000, batch=1024):
         k_real, k_fake = jax.random.split(key)
         x_real = -1.0 + 0.5 * jax.random.normal(k_real, (batch,))
         x_fake = 1.0 + jax.random.normal(k_fake, (batch,))
-        grads = jax.grad(lambda th: discriminator_loss(output(th, x_real), output(th, x_fake), kind))(theta)
+        grads = jax.grad(lambda th: discriminator_loss(output(th, x_real), output(th, x_fake), kind=kind).mean())(theta)
         updates, opt_state = opt.update(grads, opt_state)
         return (optax.apply_updates(theta, updates), opt_state), None
 
@@ -259,26 +289,26 @@ def test_trained_discriminator_reaches_the_optimal_discriminator(kind):
 
 
 def test_unknown_kind_names_the_choices():
-    for call in (lambda: discriminator_loss(jnp.zeros(3), jnp.zeros(3), "wgan"),
-                 lambda: generator_loss(jnp.zeros(3), "wgan")):
+    for call in (lambda: discriminator_loss(jnp.zeros(3), jnp.zeros(3), kind="wgan"),
+                 lambda: generator_loss(jnp.zeros(3), kind="wgan")):
         with pytest.raises(GMJaxError, match="unknown GAN loss kind 'wgan'") as info:
             call()
         assert all(k in str(info.value) for k in GAN_LOSSES)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: discriminator_loss(jnp.zeros(4), jnp.zeros(5), "hinge"), "same shape"),
-    (lambda: discriminator_loss(jnp.zeros(4), jnp.zeros((4, 2)), "hinge"), "same shape"),
-    (lambda: generator_loss(jnp.zeros(4), "hinge", real_logits=jnp.zeros(3)), "same shape"),
-    (lambda: discriminator_loss(jnp.zeros(4, jnp.int32), jnp.zeros(4), "minimax"), "floating-point"),
-    (lambda: generator_loss(jnp.array(1.0), "minimax"), "batch axis"),
+    (lambda: discriminator_loss(jnp.zeros(4), jnp.zeros(5), kind="hinge"), "same shape"),
+    (lambda: discriminator_loss(jnp.zeros(4), jnp.zeros((4, 2)), kind="hinge"), "same shape"),
+    (lambda: generator_loss(jnp.zeros(4), kind="hinge", real_logits=jnp.zeros(3)), "same shape"),
+    (lambda: discriminator_loss(jnp.zeros(4, jnp.int32), jnp.zeros(4), kind="minimax"), "floating-point"),
+    (lambda: generator_loss(jnp.array(1.0), kind="minimax"), "batch axis"),
     (lambda: gradient_penalty(lambda x: x.sum(1), jnp.zeros((4, 2)), jnp.zeros((3, 2)), jax.random.key(0)),
      "same shape"),
     (lambda: r1_penalty(lambda x: x, jnp.zeros((4, 2))), "one value per example"),
     (lambda: r2_penalty(lambda x: x.sum(1), jnp.zeros((4, 2), jnp.int32)), "floating-point"),
     (lambda: cycle_consistency_loss(jnp.zeros((2, 3)), jnp.zeros((2, 4))), "same shape"),
     (lambda: identity_loss(jnp.zeros((2, 3)), jnp.zeros((3, 3))), "same shape"),
-    (lambda: weight_clip({"w": jnp.ones(2)}, 0.0), "clip must be > 0"),
+    (lambda: weight_clip({"w": jnp.ones(2)}, clip=0.0), "clip must be > 0"),
 ])
 def test_bad_input_raises_gmjax_error(call, match):
     with pytest.raises(GMJaxError, match=match):

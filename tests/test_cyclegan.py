@@ -85,8 +85,12 @@ def test_group_losses_equal_the_sum_of_their_parts(tiny):
     d = lambda name, x: PatchDiscriminator(4, 1, 4).apply({"params": v["params"]["discriminator"][name]}, x)
     fake_b, fake_a = g("g_ab", a), g("g_ba", b)
     assert d("d_a", a).shape == (16, 4, 4)  # a PatchGAN logit map
-    adv_ab = generator_loss(d("d_b", fake_b), "least_squares")
-    adv_ba = generator_loss(d("d_a", fake_a), "least_squares")
+    d_b_fake = d("d_b", fake_b)
+    per_patch = generator_loss(d_b_fake, kind="least_squares")  # [B]: each image's mean over its patches
+    np.testing.assert_allclose(per_patch, np.mean(0.5 * (np.asarray(d_b_fake) - 1) ** 2, axis=(1, 2)), rtol=1e-5,
+                               atol=1e-6)
+    adv_ab = jnp.mean(per_patch)
+    adv_ba = jnp.mean(generator_loss(d("d_a", fake_a), kind="least_squares"))
     cycle = (jnp.mean(cycle_consistency_loss(a, g("g_ba", fake_b)))
              + jnp.mean(cycle_consistency_loss(b, g("g_ab", fake_a))))
     ident = jnp.mean(identity_loss(b, g("g_ab", b))) + jnp.mean(identity_loss(a, g("g_ba", a)))
@@ -96,8 +100,8 @@ def test_group_losses_equal_the_sum_of_their_parts(tiny):
     assert float(cycle) > 0.1 and float(ident) > 0.1  # the terms are not trivially zero at init
     np.testing.assert_allclose(g_loss, adv_ab + adv_ba + 10.0 * cycle + 5.0 * ident, rtol=1e-5, atol=1e-5)
     d_loss, dm = out["discriminator"]
-    want_d = discriminator_loss(d("d_a", a), d("d_a", fake_a), "least_squares") + \
-        discriminator_loss(d("d_b", b), d("d_b", fake_b), "least_squares")
+    want_d = jnp.mean(discriminator_loss(d("d_a", a), d("d_a", fake_a), kind="least_squares")) + \
+        jnp.mean(discriminator_loss(d("d_b", b), d_b_fake, kind="least_squares"))
     np.testing.assert_allclose(d_loss, want_d, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dm["d_b_fake"], jnp.mean(d("d_b", fake_b)), rtol=1e-5, atol=1e-6)
     # The discriminator's loss does not reach the generators (fakes are stop-gradient), and vice versa.
@@ -105,7 +109,7 @@ def test_group_losses_equal_the_sum_of_their_parts(tiny):
         v["params"])
     assert all(float(jnp.abs(x).max()) == 0 for x in jax.tree_util.tree_leaves(grads["generator"]))
     assert any(float(jnp.abs(x).max()) > 0 for x in jax.tree_util.tree_leaves(grads["discriminator"]))
-    with pytest.raises(GMJaxError, match="unknown parameter group"):
+    with pytest.raises(GMJaxError, match="no parameter group 'critic'; choose one of discriminator, generator"):
         model.loss(v, batch, key, group="critic")
 
 

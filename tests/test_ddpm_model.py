@@ -63,5 +63,6 @@ def test_ddpm_conditional_digits_hybrid_guidance(digits):
     sample = jax.jit(lambda v, k, w: model.sample(v, k, 4, sampler="ddim", steps=5, guidance=w))
     s = sample(v, jax.random.key(2), 2.0)
     assert s.shape == (4, 8, 8, 1) and s.dtype == jnp.uint8 and int(s.max()) < digits.spec.num_levels
-    lp = jax.jit(model.log_prob)(v, batch["image"][:4], jax.random.key(3), batch["label"][:4])
+    lp = jax.jit(lambda v, x, k, y: model.log_prob(v, x, k, labels=y))(v, batch["image"][:4], jax.random.key(3),
+                                                                       batch["label"][:4])
     assert lp.shape == (4,) and bool(jnp.isfinite(lp).all()) and bool((lp < 0).all())

@@ -79,12 +79,20 @@ def test_ddim_deterministic_and_invertible():
 
 
 def test_ddim_timesteps_and_bad_input():
-    ts = ddim_timesteps(1000, 10)
-    assert ts[0] == 0 and ts[-1] == 999 and len(ts) == 10 and np.all(np.diff(ts) > 0)
+    # "uniform" is range(0, T, T // S) of Song et al.'s DDIM code; "quad" is their quadratic skip.
+    np.testing.assert_array_equal(ddim_timesteps(1000, 10), np.arange(0, 1000, 100))
+    np.testing.assert_array_equal(ddim_timesteps(1000, 10, spacing="quad"),
+                                  (np.linspace(0, np.sqrt(800), 10) ** 2).astype(int))
+    np.testing.assert_array_equal(ddim_timesteps(1000, 4, spacing="linspace"), [0, 333, 666, 999])
+    np.testing.assert_array_equal(ddim_timesteps(1000, 4, spacing="trailing"), [249, 499, 749, 999])
     with pytest.raises(GMJaxError, match="num_steps must be in"):
         ddim_timesteps(100, 101)
+    with pytest.raises(GMJaxError, match="unknown spacing 'leading'"):
+        ddim_timesteps(100, 10, spacing="leading")
     with pytest.raises(GMJaxError, match="eta must be"):
-        ddim_sample(EXACT_EPS, SCHEDULE, jax.random.key(0), (2, 3), 10, eta=-1.0)
+        ddim_sample(EXACT_EPS, SCHEDULE, jax.random.key(0), (2, 3), num_steps=10, eta=-1.0)
+    with pytest.raises(GMJaxError, match="clip_x0 must be None or a"):
+        ddim_sample(EXACT_EPS, SCHEDULE, jax.random.key(0), (2, 3), num_steps=10, clip_x0=True)
 
 
 def test_classifier_free_guidance_tilts_gaussians():
@@ -99,7 +107,8 @@ def test_classifier_free_guidance_tilts_gaussians():
 
     w = 1.5
     labels = jnp.zeros((N,), jnp.int32)
-    x = jax.jit(lambda k: ddim_sample(guided_eps_fn(eps_fn, labels, 2, w), SCHEDULE, k, (N, 3), 50))(jax.random.key(7))
+    x = jax.jit(lambda k: ddim_sample(guided_eps_fn(eps_fn, labels, 2, w), SCHEDULE, k, (N, 3), num_steps=50))(
+        jax.random.key(7))
     assert_moments(x, (1 + w) * means[0] - w * means[2], SIGMA)
 
 
@@ -118,7 +127,7 @@ def test_vlb_of_exact_model_equals_log_density():
         return eps, jnp.broadcast_to((2 * (jnp.log(var) - lo) / (hi - lo) - 1)[:, None], x.shape)
 
     x0 = mu + jnp.sqrt(0.2) * jax.random.normal(jax.random.key(8), (8000, 3))
-    vlb = jax.jit(lambda x, k, f, v: diffusion_vlb(f, schedule, x, k, None, variance=v), static_argnums=(2, 3))
+    vlb = jax.jit(lambda x, k, f, v: diffusion_vlb(f, schedule, x, k, num_levels=None, variance=v), static_argnums=(2, 3))
     gap = vlb(x0, jax.random.key(9), learned_fn, "learned") + mvn.logpdf(x0, mu, sigma)
     se = float(gap.std()) / np.sqrt(gap.shape[0])
     assert abs(float(gap.mean())) < max(4 * se, 0.01), (float(gap.mean()), se)
@@ -126,7 +135,8 @@ def test_vlb_of_exact_model_equals_log_density():
     assert float(loose.mean()) / 3 > 0.1  # fixed posterior variances: a real, visible gap
 
     # The sampled-timestep estimator is unbiased for the full sum.
-    vlb_sampled = jax.jit(lambda x, k: diffusion_vlb(learned_fn, schedule, x, k, None, "learned", 4))
+    vlb_sampled = jax.jit(lambda x, k: diffusion_vlb(learned_fn, schedule, x, k, num_levels=None, variance="learned",
+                                                      num_timesteps=4))
     full, sampled = vlb(x0, jax.random.key(10), learned_fn, "learned"), vlb_sampled(x0, jax.random.key(11))
     diff = sampled - full
     assert abs(float(diff.mean())) < 4 * float(diff.std()) / np.sqrt(diff.shape[0]) + 1e-3
@@ -136,8 +146,8 @@ def test_learned_variance_ends_and_hybrid_gradient():
     s = SCHEDULE
     x_t, eps = jnp.ones((2, 3)), jnp.zeros((2, 3))
     t = jnp.array([5, 150])
-    lo = p_mean_variance(s, x_t, t, eps, "learned", -jnp.ones((2, 3)))[1]
-    hi = p_mean_variance(s, x_t, t, eps, "learned", jnp.ones((2, 3)))[1]
+    lo = p_mean_variance(s, x_t, t, eps, variance="learned", var_interp=-jnp.ones((2, 3)))[1]
+    hi = p_mean_variance(s, x_t, t, eps, variance="learned", var_interp=jnp.ones((2, 3)))[1]
     np.testing.assert_allclose(lo[:, 0], s.posterior_log_variance[t], rtol=1e-6)
     np.testing.assert_allclose(hi[:, 0], jnp.log(s.betas[t]), rtol=1e-6)
 
@@ -146,7 +156,7 @@ def test_learned_variance_ends_and_hybrid_gradient():
 
     def loss(params, weight):
         fn = lambda x, t: (x * params["a"] + params["b"][t][:, None], jnp.tanh(params["v"]) * jnp.ones_like(x))
-        return hybrid_loss(fn, s, x0, jax.random.key(13), None, vlb_weight=weight)[0].mean()
+        return hybrid_loss(fn, s, x0, jax.random.key(13), num_levels=None, vlb_weight=weight).mean()
 
     params = {"a": jnp.array(0.3), "b": jnp.zeros((200,)), "v": jnp.array(0.2)}
     g1, g0 = jax.grad(loss)(params, 0.001), jax.grad(loss)(params, 0.0)
@@ -205,7 +215,7 @@ def test_dsm_loss_minimiser_is_exact_score():
         x0 = mu + jax.random.normal(k_data, (512, 2)) @ chol.T
         level = lambda s: jnp.argmin(jnp.abs(s[:, None] - sigmas[None]), axis=1)
         net = lambda x, s: jnp.einsum("bij,bj->bi", p["A"][level(s)], x) + p["b"][level(s)]
-        return dsm_loss(net, x0, sigmas, k_loss).mean()
+        return dsm_loss(net, sigmas, x0, k_loss).mean()
 
     p = _fit_affine(loss, 3, 2)
     for i, s in enumerate(np.asarray(sigmas)):

@@ -150,6 +150,40 @@ def test_evaluate_raw_features_equal_the_metric_functions(tmp_path, capsys, data
     assert "serves fid only" in _error_line(capsys)
 
 
+class _UniformPixels:
+    """A stand-in model: ``sample(variables, key, n)`` draws uniform 17-level pixels [n, 8, 8, 1]."""
+
+    def sample(self, variables, key, n):
+        del variables
+        return jax.random.randint(key, (n, 8, 8, 1), 0, 17)
+
+
+def test_evaluate_sample_quality_is_the_suite_on_extracted_features():
+    """The library call behind `gm-jax evaluate`: sources (or a model's samples) in, the suite's numbers out."""
+    from types import SimpleNamespace
+
+    from gm_jax.metrics import ModelSamples, evaluate_sample_quality, model_features
+
+    rng = np.random.default_rng(1)
+    real, fake = rng.integers(0, 17, (24, 8, 8, 1)), rng.integers(0, 17, (20, 8, 8, 1))
+    r, f = _tiny_net({"w": _W}, real / 16), _tiny_net({"w": _W}, fake / 16)
+    key = jax.random.key(3)
+    got = evaluate_sample_quality("fid,is,kid", fake=extract.array_source(fake, 17),
+                                  real=extract.array_source(real, 17), features=TINY, key=key)
+    assert (got["features"], got["num_fake"], got["num_real"]) == ("tiny", 20, 24) and "resize" not in got
+    assert got["fid"] == pytest.approx(fid(f["feat"], r["feat"]), rel=1e-5)
+    assert got["kid_mean"] == pytest.approx(kid(f["feat"], r["feat"], subset_size=20, key=key)[0], rel=1e-5)
+    # A model as the generated side: as many samples as real examples, drawn inside the extraction step.
+    spec = SimpleNamespace(name="uniform", kind="image", shape=(8, 8, 1), num_levels=17)
+    samples = ModelSamples(_UniformPixels(), None, spec, name="uniform")
+    got = evaluate_sample_quality(["fid"], fake=samples, real=extract.array_source(real, 17), features=TINY, key=key)
+    drawn = model_features(TINY, samples, num=24, key=key, keys=("feat",))["feat"]
+    assert got["num_fake"] == 24 and got["fid"] == pytest.approx(fid(drawn, r["feat"]), rel=1e-6)
+    text = ModelSamples(_UniformPixels(), None, SimpleNamespace(name="shakespeare", kind="text"), name="charlm")
+    with pytest.raises(GMJaxError, match="shakespeare holds text"):
+        evaluate_sample_quality("fid", fake=text, real=extract.array_source(real, 17), features=TINY)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--metrics", "fid,bleu", "--fake", "x.npz"], "unknown metric bleu"),
     (["--metrics", "fid"], "--metrics needs --fake"),
@@ -181,13 +215,14 @@ def test_evaluate_with_inception_features_end_to_end(tmp_path, capsys, data_dir)
     """`--features inception` (random weights in the converted-file layout): the CLI's metrics equal the
     library's on features extracted by a plain jitted inception_apply."""
     from gm_jax.data import load_dataset
-    from gm_jax.metrics import inception, inception_score
+    from gm_jax.metrics import inception_score, inception_weights
     from gm_jax.metrics._features import save_weights_file
-    from gm_jax.metrics.inception import inception_apply, init_inception_variables
+    from gm_jax.metrics.inception import inception_apply
+    from gm_jax.metrics.inception_weights import init_inception_variables
 
     variables = init_inception_variables(jax.random.key(0))
     weights = tmp_path / "w.npz"
-    save_weights_file(str(weights), variables, {"format": inception._FORMAT})  # the converted-file layout
+    save_weights_file(str(weights), variables, {"format": inception_weights._FORMAT})  # the converted-file layout
     out = tmp_path / "m.json"
     assert main(["evaluate", "--metrics", "fid,is,kid", "--features", "inception", "--weights", str(weights),
                  "--real", "digits:test", "--fake", "digits", "--num", "12", "--batch-size", "6",

@@ -1,5 +1,6 @@
 """Every bijector against independent oracles: log-dets against slogdet of jax.jacobian, exact inverses,
-identity at zero-initialised conditioners, and 2-D densities that integrate to one."""
+identity at zero-initialised conditioners, and 2-D densities that integrate to one; hand-written pure-JAX
+conditioners, a flax-free import, other base distributions and one-line errors for wrong conditioner outputs."""
 
 import functools
 import zlib
@@ -12,7 +13,7 @@ import pytest
 
 from gm_jax import flows as F
 from gm_jax.errors import GMJaxError
-from gm_jax.nets import MADE
+from gm_jax.nets import MADE, flax_conditioner
 
 TOL = 1e-5
 
@@ -39,21 +40,22 @@ def _slogdet(fn, x):
 
 
 def _cases():
-    vec_cond = lambda p: F.MLPConditioner(num_params=p, hidden=(16,))
-    img_cond = lambda p, blocks=0: F.ConvConditioner(num_params=p, channels=8, num_blocks=blocks)
+    vec_cond = lambda p: F.mlp_conditioner(p, hidden=(16,))
+    img_cond = lambda p, blocks=0: F.conv_conditioner(p, channels=8, num_blocks=blocks)
     spline_p = F.spline_num_params(5)
-    made = lambda p, **kw: MADE(num_params=p, hidden=(16, 16), zero_init_output=True, activation=jnp.tanh, **kw)
+    made = lambda p, **kw: flax_conditioner(MADE(num_params=p, hidden=(16, 16), zero_init_output=True,
+                                                 activation=jnp.tanh, **kw))
     img42, img41, vec5, vec2 = (2, 4, 4, 2), (2, 4, 4, 1), (3, 5), (3, 2)
     return {
         # name: (bijector, input shape, input kind, param perturbation scale)
-        "affine-checkerboard-0": (F.affine_coupling(img_cond(2, blocks=1), "checkerboard", 0), img42, "normal", 0.1),
-        "affine-channel": (F.affine_coupling(img_cond(2), "channel", 1), img42, "normal", 0.1),
-        "additive-checkerboard": (F.additive_coupling(img_cond(1), "checkerboard", 0), img42, "normal", 0.1),
-        "affine-half": (F.affine_coupling(vec_cond(2), "half", 0), vec5, "normal", 0.3),
-        "affine-alternating": (F.affine_coupling(vec_cond(2), "alternating", 1), vec5, "normal", 0.3),
-        "additive-half": (F.additive_coupling(vec_cond(1), "half", 1), vec5, "normal", 0.3),
-        "spline-half": (F.spline_coupling(vec_cond(spline_p), "half", 0, num_bins=5, bound=3.0), vec5, "normal", 0.2),
-        "spline-checkerboard": (F.spline_coupling(img_cond(spline_p), "checkerboard", 1, num_bins=5, bound=3.0),
+        "affine-checkerboard-0": (F.affine_coupling(img_cond(2, blocks=1), "checkerboard"), img42, "normal", 0.1),
+        "affine-channel": (F.affine_coupling(img_cond(2), "channel", parity=1), img42, "normal", 0.1),
+        "additive-checkerboard": (F.additive_coupling(img_cond(1), "checkerboard"), img42, "normal", 0.1),
+        "affine-half": (F.affine_coupling(vec_cond(2), "half"), vec5, "normal", 0.3),
+        "affine-alternating": (F.affine_coupling(vec_cond(2), "alternating", parity=1), vec5, "normal", 0.3),
+        "additive-half": (F.additive_coupling(vec_cond(1), "half", parity=1), vec5, "normal", 0.3),
+        "spline-half": (F.spline_coupling(vec_cond(spline_p), "half", num_bins=5, bound=3.0), vec5, "normal", 0.2),
+        "spline-checkerboard": (F.spline_coupling(img_cond(spline_p), "checkerboard", parity=1, num_bins=5, bound=3.0),
                                 img41, "normal", 0.05),
         "actnorm-image": (F.ActNorm(), img42, "normal", 0.3),
         "actnorm-vector": (F.ActNorm(), vec5, "normal", 0.3),
@@ -69,14 +71,14 @@ def _cases():
         "maf-affine-ordering": (F.maf_layer(made(2, num_orderings=2, natural_first=False, order_seed=5)), vec5,
                                 "normal", 0.3),
         "maf-spline": (F.autoregressive_spline_layer(made(spline_p), num_bins=5, bound=3.0), vec5, "normal", 0.2),
-        "chain": (F.chain(F.ActNorm(), F.Invertible1x1Conv(), F.affine_coupling(vec_cond(2), "half", 0),
+        "chain": (F.chain(F.ActNorm(), F.Invertible1x1Conv(), F.affine_coupling(vec_cond(2), "half"),
                           F.Reverse()), vec5, "normal", 0.2),
-        "repeat": (F.repeat(F.chain(F.ActNorm(), F.affine_coupling(vec_cond(2), "half", 0),
-                                    F.affine_coupling(vec_cond(2), "half", 1)), 3), vec5, "normal", 0.1),
+        "repeat": (F.repeat(F.chain(F.ActNorm(), F.affine_coupling(vec_cond(2), "half"),
+                                    F.affine_coupling(vec_cond(2), "half", parity=1)), 3), vec5, "normal", 0.1),
         "multiscale": (F.MultiScale((
-            F.chain(F.affine_coupling(img_cond(2), "checkerboard", 0), F.Squeeze(), F.ActNorm(),
-                    F.additive_coupling(img_cond(1), "channel", 1)),
-            F.chain(F.Squeeze(), F.Invertible1x1Conv(), F.affine_coupling(img_cond(2), "channel", 0)),
+            F.chain(F.affine_coupling(img_cond(2), "checkerboard"), F.Squeeze(), F.ActNorm(),
+                    F.additive_coupling(img_cond(1), "channel", parity=1)),
+            F.chain(F.Squeeze(), F.Invertible1x1Conv(), F.affine_coupling(img_cond(2), "channel")),
         ), event_shape=(4, 4, 1)), img41, "normal", 0.05),
     }
 
@@ -209,12 +211,13 @@ def _grid_mass(log_prob, lim, n=400):
 
 
 def _toy_flow(full=True):
-    cond = lambda: F.MLPConditioner(num_params=F.spline_num_params(6), hidden=(32,))
-    splines = (F.ActNorm(), F.Invertible1x1Conv(), F.spline_coupling(cond(), "half", 0, 6, 3.0),
-               F.spline_coupling(cond(), "half", 1, 6, 3.0))
+    cond = F.mlp_conditioner(F.spline_num_params(6), hidden=(32,))
+    splines = (F.ActNorm(), F.Invertible1x1Conv(), F.spline_coupling(cond, "half", num_bins=6, bound=3.0),
+               F.spline_coupling(cond, "half", parity=1, num_bins=6, bound=3.0))
     if not full:
         return F.chain(*splines)
-    return F.chain(*splines, F.Planar(), F.Radial(), F.maf_layer(MADE(num_params=2, hidden=(16,), zero_init_output=True)))
+    made = flax_conditioner(MADE(num_params=2, hidden=(16,), zero_init_output=True))
+    return F.chain(*splines, F.Planar(), F.Radial(), F.maf_layer(made))
 
 
 def test_random_2d_flow_density_integrates_to_one():
@@ -257,7 +260,145 @@ def test_bad_configurations_raise():
         F.coupling_mask("diagonal", (4,))
     with pytest.raises(GMJaxError, match="for images"):
         F.coupling_mask("checkerboard", (4,))
-    with pytest.raises(GMJaxError, match="needs 2"):
-        F.maf_layer(MADE(num_params=3)).init(_key(0), jnp.ones((2, 3)))
-    with pytest.raises(GMJaxError, match="needs 5"):
-        F.spline_coupling(F.MLPConditioner(num_params=3), "half", num_bins=2).init(_key(0), jnp.ones((2, 4)))
+    with pytest.raises(GMJaxError,
+                       match=r"MaskedAutoregressive.init: .* shape \(2, 3, 2\), got \(2, 3, 3\); Affine needs 2"):
+        F.maf_layer(flax_conditioner(MADE(num_params=3))).init(_key(0), jnp.ones((2, 3)))
+    with pytest.raises(GMJaxError, match="Spline needs 5"):
+        F.spline_coupling(F.mlp_conditioner(3), "half", num_bins=2).init(_key(0), jnp.ones((2, 4)))
+    with pytest.raises(GMJaxError, match="flax_conditioner"):
+        F.affine_coupling(MADE(num_params=2), "half")  # a bare Flax module is not a Conditioner
+    with pytest.raises(GMJaxError, match="conv_conditioner"):
+        F.affine_coupling(F.mlp_conditioner(2), "checkerboard").init(_key(0), jnp.ones((2, 4, 4, 2)))
+
+
+# ------------------------------------------------ any network as a conditioner, any base distribution
+def _hand_mlp(num_params, hidden=8, out_shape=None):
+    """A pure-JAX conditioner, params a dict of arrays: no Flax anywhere. ``out_shape`` plants a wrong output."""
+
+    def init(key, x):
+        d = x.shape[-1]
+        k1, k2 = jax.random.split(key)
+        return {"w1": jax.random.normal(k1, (d, hidden)) / np.sqrt(d), "b1": jnp.zeros(hidden),
+                "w2": 0.5 * jax.random.normal(k2, (hidden, d * num_params)) / np.sqrt(hidden),
+                "b2": jnp.zeros(d * num_params)}
+
+    def apply(params, x):
+        h = jnp.tanh(x @ params["w1"] + params["b1"])
+        out = h @ params["w2"] + params["b2"]
+        return out.reshape(out_shape(x) if out_shape else x.shape + (num_params,))
+
+    return F.Conditioner(init, apply)
+
+
+def _hand_made(num_params, hidden=12):
+    """A one-hidden-layer MADE written by hand (Germain et al. 2015): input j has degree j, hidden units
+    degrees in [0, D-2], output i sees hidden units of degree < i, so raw[:, i] depends on x[:, :i] only."""
+
+    def masks(d):
+        degrees = np.arange(hidden) % max(d - 1, 1)
+        first = (np.arange(d)[:, None] <= degrees[None, :]).astype(np.float32)
+        out = (degrees[:, None] < np.arange(d)[None, :]).astype(np.float32)
+        return first, np.repeat(out, num_params, axis=1)  # column i * P + p belongs to input i
+
+    base = _hand_mlp(num_params, hidden)
+
+    def apply(params, x):
+        first, out = masks(x.shape[-1])
+        h = jnp.tanh(x @ (params["w1"] * first) + params["b1"])
+        return (h @ (params["w2"] * out) + params["b2"]).reshape(x.shape + (num_params,))
+
+    return F.Conditioner(base.init, apply)
+
+
+HAND = {
+    "coupling-affine": F.affine_coupling(_hand_mlp(2), "half"),
+    "coupling-spline": F.spline_coupling(_hand_mlp(F.spline_num_params(4)), "alternating", parity=1,
+                                         num_bins=4, bound=3.0),
+    "maf-affine": F.maf_layer(_hand_made(2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_hand_written_pure_jax_conditioners_work(name):
+    bij = HAND[name]
+    x = jax.random.normal(_key(0), (3, 5))
+    params = bij.init(_key(1), x)
+    assert isinstance(params, dict) and all(isinstance(v, jax.Array) for v in params.values())
+    z = bij.forward(params, x)[0] + 0.1 * jax.random.normal(_key(2), x.shape)
+    r = jax.jit(functools.partial(_round_trip_report, bij))(params, x, z)
+    np.testing.assert_allclose(r["ld"], r["jac_ld"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r["x_back"], x, atol=TOL, rtol=0)
+    np.testing.assert_allclose(r["ild"], r["jac_ild"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r["z_back"], z, atol=TOL, rtol=0)
+    assert float(jnp.abs(r["ld"]).max()) > 1e-2  # not the identity
+
+
+def test_importing_flows_does_not_import_flax():
+    import subprocess
+    import sys
+
+    code = ("import sys, gm_jax.flows, gm_jax.samplers.flow, gm_jax.distributions; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flax'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_default_conditioners_compare_by_value():
+    assert F.mlp_conditioner(2, hidden=[8]) == F.mlp_conditioner(2, hidden=(8,))
+    assert hash(F.conv_conditioner(2, channels=4)) == hash(F.conv_conditioner(2, channels=4))
+    assert F.mlp_conditioner(2, hidden=(8,)) != F.mlp_conditioner(1, hidden=(8,))
+    assert F.affine_coupling(F.mlp_conditioner(2), "half") == F.affine_coupling(F.mlp_conditioner(2), "half")
+
+
+def test_flow_log_prob_with_another_base_is_the_change_of_variables():
+    from jax.scipy.stats import logistic, norm
+
+    from gm_jax.samplers import reverse_flow_sample
+
+    bij = F.ActNorm()  # z = (x + b) exp(s): log p(x) = log p_base(z) + sum(s), in closed form
+    params = {"bias": jnp.array([0.5, -1.0, 0.2]), "log_scale": jnp.array([0.3, -0.7, 1.1])}
+    x = jax.random.normal(_key(0), (4, 3))
+    z = (x + params["bias"]) * jnp.exp(params["log_scale"])
+    bases = {"logistic": (lambda z: logistic.logpdf(z).sum(-1), logistic.logpdf),
+             "normal-scale-2": (lambda z: norm.logpdf(z, scale=2.0).sum(-1), lambda z: norm.logpdf(z, scale=2.0))}
+    for name, (base_log_prob, elementwise) in bases.items():
+        expected = (elementwise(z) + params["log_scale"]).sum(-1)
+        np.testing.assert_allclose(F.flow_log_prob(bij, params, x, base_log_prob=base_log_prob), expected,
+                                   rtol=1e-5, err_msg=name)
+    default = (norm.logpdf(z) + params["log_scale"]).sum(-1)
+    np.testing.assert_allclose(F.flow_log_prob(bij, params, x), default, rtol=1e-5)
+    # A flow with a conditioner: base log-density plus the log|det| of jax.jacobian.
+    flow = F.chain(F.ActNorm(), HAND["coupling-affine"])
+    xs = jax.random.normal(_key(1), (3, 5))
+    p = jax.jit(flow.init)(_key(2), xs)
+    base = lambda z: logistic.logpdf(z).sum(-1)
+    oracle = jax.jit(lambda p, xs: base(flow.forward(p, xs)[0]) + _slogdet(lambda v: flow.forward(p, v)[0], xs)[1])
+    log_prob = jax.jit(functools.partial(F.flow_log_prob, flow, base_log_prob=base))
+    np.testing.assert_allclose(log_prob(p, xs), oracle(p, xs), rtol=1e-5, atol=1e-5)
+    with pytest.raises(GMJaxError, match=r"flow_log_prob: base_log_prob\(z\) must return shape \(4,\), got \(4, 3\)"):
+        F.flow_log_prob(bij, params, x, base_log_prob=logistic.logpdf)
+    # Sampling draws the same base: inverse_fn(temperature * base_sample(key, shape)).
+    inverse = lambda z: bij.inverse(params, z)[0]
+    s = reverse_flow_sample(inverse, _key(3), (6, 3), temperature=0.5, base_sample=jax.random.logistic)
+    np.testing.assert_allclose(s, inverse(0.5 * jax.random.logistic(_key(3), (6, 3))), rtol=1e-6)
+    with pytest.raises(GMJaxError, match=r"reverse_flow_sample: base_sample\(key, shape\) must return shape \(6, 3\)"):
+        reverse_flow_sample(inverse, _key(3), (6, 3), base_sample=lambda k, s: jax.random.logistic(k, (6,)))
+
+
+def test_wrong_conditioner_output_shape_names_the_function():
+    x = jax.random.normal(_key(0), (3, 5))
+    coupling = F.affine_coupling(_hand_mlp(1), "half")
+    params = _hand_mlp(1).init(_key(1), x)
+    expected = r"must return shape \(3, 5, 2\), got \(3, 5, 1\); Affine needs 2 parameters"
+    with pytest.raises(GMJaxError, match=r"^Coupling.init: conditioner.apply\(params, x\) " + expected):
+        coupling.init(_key(1), x)
+    with pytest.raises(GMJaxError, match=r"^Coupling.forward: .*" + expected):
+        jax.jit(coupling.forward)(params, x)
+    with pytest.raises(GMJaxError, match=r"^Coupling.inverse: .*" + expected):
+        coupling.inverse(params, x)
+    maf = F.maf_layer(_hand_mlp(2, out_shape=lambda x: (x.shape[0], x.shape[1] * 2)))
+    with pytest.raises(GMJaxError, match=r"^MaskedAutoregressive.forward: .* \(3, 5, 2\), got \(3, 10\)"):
+        maf.forward(_hand_mlp(2).init(_key(1), x), x)
+    tupled = F.Conditioner(_hand_mlp(2).init, lambda p, x: (x, x))
+    with pytest.raises(GMJaxError, match="MaskedAutoregressive.inverse: .* one array of shape"):
+        F.maf_layer(tupled).inverse(tupled.init(_key(1), x), x)

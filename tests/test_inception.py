@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from gm_jax.errors import GMJaxError
-from gm_jax.metrics.inception import (PYTORCH_FID_SHA256, PYTORCH_FID_URL, _variable_shapes, convert_state_dict,
-                                      convert_weights, download_weights, inception_apply, init_inception_variables,
-                                      load_inception_variables, preprocess_for_inception, resize_bilinear,
-                                      to_state_dict)
+from gm_jax.metrics.inception import inception_apply, preprocess_for_inception, resize_bilinear
+from gm_jax.metrics.inception_weights import (PYTORCH_FID_SHA256, PYTORCH_FID_URL, _variable_shapes,
+                                              convert_state_dict, convert_weights, download_weights,
+                                              init_inception_variables, load_inception_variables, to_state_dict)
 from gm_jax.metrics.torch_pickle import read_torch_state_dict
 from gm_jax.nets.inception import avg_pool_exclude_pad
 

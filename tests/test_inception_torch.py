@@ -18,8 +18,8 @@ pytestmark = pytest.mark.torch
 
 import pytorch_fid.inception as pfi  # noqa: E402
 
-from gm_jax.metrics.inception import (_torch_layout, convert_state_dict, inception_apply,  # noqa: E402
-                                      preprocess_for_inception, resize_bilinear, to_state_dict)
+from gm_jax.metrics.inception import inception_apply, preprocess_for_inception, resize_bilinear  # noqa: E402
+from gm_jax.metrics.inception_weights import _torch_layout, convert_state_dict, to_state_dict  # noqa: E402
 from gm_jax.metrics.torch_pickle import read_torch_state_dict  # noqa: E402
 
 BLOCKS = {"block_64": 0, "block_192": 1, "block_768": 2, "pool3": 3}
@@ -206,7 +206,7 @@ def image_dirs(tmp_path_factory):
 def _our_features(image_dirs, resize):
     """Our pipeline from the files: the torch-free converter, then streaming extraction from the directories."""
     from gm_jax.metrics import extract
-    from gm_jax.metrics.inception import convert_weights
+    from gm_jax.metrics.inception_weights import convert_weights
 
     weights = convert_weights(image_dirs["pth"], image_dirs["weights"], expected_sha256=None)
     net = extract.inception_extractor(weights, resize)

@@ -44,3 +44,16 @@ def test_every_registered_model_is_in_the_readme_models_table():
     rows = [line for line in open(os.path.join(ROOT, "README.md")).read().splitlines() if line.startswith("| `")]
     named = {name for line in rows for name in re.findall(r"`([a-z_0-9]+)`", line.split("|")[1])}
     assert set(MODELS) <= named, sorted(set(MODELS) - named)
+
+
+def test_bring_your_own_network_examples_run_without_flax():
+    """The README's plain-function examples run as written, in a fresh interpreter that never imports Flax."""
+    import sys
+
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text[text.index("## Bring your own network"):]
+    section = section[:section.index("\n## ")]
+    code = re.search(r"```python\n(.*?)\n```", section, re.S).group(1)
+    code += "\nimport sys; assert not any(m.split('.')[0] == 'flax' for m in sys.modules), 'flax was imported'\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -15,7 +15,7 @@ from gm_jax.errors import GMJaxError
 from gm_jax.processes.sde import SDES, SubVPSDE, VESDE, VPSDE
 from gm_jax.samplers.sde import ode_log_likelihood, pc_sample, probability_flow_sample, reverse_sde_sample
 
-SDE_CASES = {"vp": VPSDE(), "subvp": SubVPSDE(), "ve": VESDE(sigma_max=100.0)}
+SDE_CASES = {"vp": VPSDE(), "subvp": SubVPSDE(), "ve": VESDE(sigma_max=100.0, perturbation="exact")}  # the SDE's own kernel
 
 
 class Gaussian:
@@ -62,6 +62,43 @@ def _full(t, n):
 
 
 # ------------------------------------------------------------------------------------------- processes
+def test_ve_perturbation_conventions():
+    """``"sigma"`` (default) is Song et al.'s code: std = sigma_min (sigma_max / sigma_min)^t; ``"exact"``
+    is the SDE's kernel sqrt(sigma(t)^2 - sigma_min^2) (eq. 30), both against float64 numpy."""
+    t = np.array([1e-5, 1e-3, 0.1, 0.5, 1.0])
+    sigma = 0.01 * (50.0 / 0.01) ** t
+    _, code = VESDE(0.01, 50.0).marginal(jnp.asarray(t))
+    _, exact = VESDE(0.01, 50.0, perturbation="exact").marginal(jnp.asarray(t))
+    np.testing.assert_allclose(code, sigma, rtol=1e-6)
+    np.testing.assert_allclose(exact, np.sqrt(sigma**2 - 0.01**2), rtol=2e-5)
+    with pytest.raises(GMJaxError, match="unknown perturbation 'paper'"):
+        VESDE(perturbation="paper")
+
+
+def test_processes_are_pytrees():
+    """SDEs and schedules are jit arguments (one compile for any parameters) and vmap over stacks."""
+    from gm_jax.processes import linear_beta_schedule, make_schedule, q_sample
+
+    traces = []
+
+    @jax.jit
+    def std_at_half(sde):
+        traces.append(1)
+        return sde.marginal(jnp.full((1,), 0.5))[1][0]
+
+    for beta_max in (10.0, 20.0):
+        np.testing.assert_allclose(std_at_half(VPSDE(0.1, beta_max)), VPSDE(0.1, beta_max).marginal(jnp.full((1,), 0.5))[1][0])
+    assert len(traces) == 1
+    np.testing.assert_allclose(std_at_half(VESDE(0.01, 50.0)), 0.01 * 5000**0.5, rtol=1e-6)
+    stacked = VPSDE(jnp.array([0.1, 0.2]), jnp.array([10.0, 20.0]))
+    stds = jax.vmap(lambda s: s.marginal(jnp.full((1,), 0.5))[1][0])(stacked)
+    np.testing.assert_allclose(stds, [VPSDE(0.1, 10.0).marginal(jnp.full((1,), 0.5))[1][0],
+                                      VPSDE(0.2, 20.0).marginal(jnp.full((1,), 0.5))[1][0]], rtol=1e-6)
+    schedule = make_schedule(linear_beta_schedule(50))
+    x = jax.jit(q_sample)(schedule, jnp.ones((2, 3)), jnp.array([0, 49]), jnp.zeros((2, 3)))
+    np.testing.assert_allclose(x[:, 0], schedule.sqrt_alphas_cumprod[jnp.array([0, 49])], rtol=1e-6)
+
+
 def test_sde_parameters_are_validated():
     for bad in [dict(sigma_min=0.0), dict(sigma_min=5.0, sigma_max=1.0), dict(sigma_max=float("nan"))]:
         with pytest.raises(GMJaxError, match="sigma"):
@@ -92,7 +129,9 @@ def test_marginal_solves_the_moment_odes(name):
     np.testing.assert_allclose(dm, f * m, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ds2, 2 * f * s2 + g2, rtol=1e-3, atol=1e-5 * float(jnp.max(g2)))
     m0, s0 = sde.marginal(jnp.zeros(1))
-    assert float(m0[0]) == 1.0 and float(s0[0]) == 0.0
+    # Song et al.'s VE kernel treats the data as already perturbed by sigma_min; the others start at 0.
+    s0_want = sde.sigma_min if getattr(sde, "perturbation", "exact") == "sigma" else 0.0
+    assert float(m0[0]) == 1.0 and float(s0[0]) == np.float32(s0_want)
     # The prior is (close to) the marginal at T of zero-mean unit-scale data.
     z = sde.prior_sample(jax.random.key(0), (4000, 1))
     m1, s1 = sde.marginal(jnp.ones(1))

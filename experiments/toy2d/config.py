@@ -7,22 +7,37 @@ dataset (the default test suite runs it), ``smoke_diffusion`` of ddpm and score_
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 from gm_jax.data.toy2d import NAMES
+from gm_jax.errors import GMJaxError
+from gm_jax.models.base import Config, check_positive
 
-MODELS = ("made", "maf", "realnvp", "spline_flow", "ddpm", "score_sde")
+Model = Literal["made", "maf", "realnvp", "spline_flow", "ddpm", "score_sde"]
+MODELS = typing.get_args(Model)
 FLOWS = MODELS[:4]
 
 
 @dataclasses.dataclass(frozen=True)
-class Toy2dConfig:
+class Toy2dConfig(Config):
     name: str
     datasets: tuple[str, ...] = NAMES
-    models: tuple[str, ...] = MODELS
+    models: tuple[Model, ...] = MODELS
     model_sets: dict = dataclasses.field(default_factory=dict)  # model -> {field: value}
     train_sets: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields for every model
     model_train_sets: dict = dataclasses.field(default_factory=dict)  # model -> TrainConfig fields
     grid_bins: int = 200
+
+    def validate(self):
+        check_positive(self, "grid_bins")
+        unknown = sorted(set(self.datasets) - set(NAMES))
+        if unknown:
+            raise GMJaxError(f"unknown toy2d datasets {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        for field in ("model_sets", "model_train_sets"):
+            unknown = sorted(set(getattr(self, field)) - set(MODELS))
+            if unknown:
+                raise GMJaxError(f"{field} names unknown models {', '.join(unknown)}; choose from {', '.join(MODELS)}")
 
 
 CONFIGS = {

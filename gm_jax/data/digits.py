@@ -15,6 +15,8 @@ import importlib.resources
 import numpy as np
 import tensorflow_datasets as tfds
 
+__all__ = ["Digits", "read_digits", "split_indices", "NUM_LEVELS", "NUM_TEST", "SPLIT_SEED"]
+
 NUM_LEVELS = 17
 NUM_TEST = 360
 SPLIT_SEED = 0

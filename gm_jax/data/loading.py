@@ -20,6 +20,8 @@ import numpy as np
 
 from gm_jax.errors import GMJaxError
 
+__all__ = ["EMBEDDED", "DataSpec", "Dataset", "default_data_dir", "load_dataset", "batch_indices"]
+
 EMBEDDED = ("digits", "shakespeare") + tuple(f"toy2d/{n}" for n in
                                ("eight_gaussians", "checkerboard", "rings", "moons", "two_spirals", "pinwheel"))
 

@@ -12,6 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = ["RANGES", "dequantize", "quantize", "data_to_model_space", "model_to_data_space", "to_centres",
+           "from_centres", "binarize"]
+
 RANGES = {"[-1,1]": (-1.0, 1.0), "[0,1]": (0.0, 1.0)}
 
 

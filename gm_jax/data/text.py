@@ -25,6 +25,9 @@ import tensorflow_datasets as tfds
 
 from gm_jax.errors import GMJaxError
 
+__all__ = ["Shakespeare", "SEQ_LEN", "TRAIN_FRACTION", "read_text", "vocabulary_of", "encode", "decode",
+           "split_texts", "windows"]
+
 SEQ_LEN = 256
 TRAIN_FRACTION = 0.9
 

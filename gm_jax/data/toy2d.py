@@ -32,6 +32,8 @@ import tensorflow_datasets as tfds
 
 from gm_jax.errors import GMJaxError
 
+__all__ = ["Toy2d", "NAMES", "NUM_TRAIN", "NUM_TEST", "sample", "split_seed", "log_density", "has_density", "entropy"]
+
 NAMES = ("eight_gaussians", "checkerboard", "rings", "moons", "two_spirals", "pinwheel")
 NUM_TRAIN = 10_000
 NUM_TEST = 5_000

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.distributions import standard_normal_log_prob
+from gm_jax.shapes import check_batch_values
 
 
 class Bijector(Protocol):
@@ -108,7 +109,15 @@ def repeat(block, num: int) -> Repeat:
     return Repeat(block, int(num))
 
 
-def flow_log_prob(bijector, params, x):
-    """log p(x) [B] of x [B, ...] under z = bijector.forward(x) with z ~ N(0, I): log N(z) + log|det dz/dx|."""
+def flow_log_prob(bijector, params, x, *, base_log_prob=None):
+    """log p(x) [B] of x [B, ...] when z = bijector.forward(params, x) follows the base distribution:
+    log p(x) = base_log_prob(z) + log|det dz/dx| (the change of variables; Rezende & Mohamed 2015).
+
+    ``base_log_prob(z [B, ...]) -> [B]`` is the base log-density summed over the event, any callable
+    (e.g. a logistic for NICE, Dinh et al. 2015, or a learned Gaussian with its params closed over);
+    default the standard normal N(0, I). Its output shape is checked at trace time.
+    """
     z, log_det = bijector.forward(params, x)
-    return standard_normal_log_prob(z.reshape(z.shape[0], -1)) + log_det
+    if base_log_prob is None:
+        return standard_normal_log_prob(z.reshape(z.shape[0], -1)) + log_det
+    return check_batch_values("flow_log_prob", "base_log_prob(z)", base_log_prob(z), z.shape[0]) + log_det

@@ -3,7 +3,8 @@
 - :func:`discriminator_loss` / :func:`generator_loss`: the two players' losses for the variants in
   :data:`GAN_LOSSES` (minimax and non-saturating, Goodfellow et al. 2014; Wasserstein, Arjovsky et al. 2017;
   least squares, Mao et al. 2017; hinge, Lim & Ye 2017 and Miyato et al. 2018). Both take the
-  discriminator's **logits** (pre-sigmoid outputs, never probabilities) and return the batch mean.
+  discriminator's **logits** (pre-sigmoid outputs, never probabilities) and return per-example values [B]
+  (each example's terms averaged over any non-batch axes, e.g. PatchGAN's [B, H, W, 1]); the caller reduces.
 - :func:`weight_clip`: WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1).
 - :func:`gradient_penalty`: WGAN-GP (Gulrajani et al. 2017, Algorithm 1).
 - :func:`r1_penalty` / :func:`r2_penalty`: zero-centred gradient penalties on real / fake data
@@ -17,15 +18,20 @@ no log(0) or overflow occurs for any finite logit.
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from gm_jax.errors import GMJaxError
+from gm_jax.shapes import mean_event
 
-GAN_LOSSES = ("minimax", "non_saturating", "wasserstein", "least_squares", "hinge")
+GANLoss = Literal["minimax", "non_saturating", "wasserstein", "least_squares", "hinge"]
+GAN_LOSSES = typing.get_args(GANLoss)
 
-__all__ = ["GAN_LOSSES", "discriminator_loss", "generator_loss", "weight_clip", "gradient_penalty", "r1_penalty",
+__all__ = ["GANLoss", "GAN_LOSSES", "discriminator_loss", "generator_loss", "weight_clip", "gradient_penalty", "r1_penalty",
            "r2_penalty", "cycle_consistency_loss", "identity_loss"]
 
 
@@ -44,6 +50,11 @@ def _float_array(x, name: str):
     return x
 
 
+def _per_example(terms):
+    """[B] or [B, ...] terms -> [B]: each example's terms averaged over its non-batch axes."""
+    return terms if terms.ndim == 1 else mean_event(terms)
+
+
 def _logits(real_logits, fake_logits):
     """Validate a pair of logit arrays ([B] or [B, ...], same shape) and cast them to float32."""
     fake_logits = _float_array(fake_logits, "fake_logits")
@@ -56,8 +67,8 @@ def _logits(real_logits, fake_logits):
     return real_logits.astype(jnp.float32), fake_logits.astype(jnp.float32)
 
 
-def discriminator_loss(real_logits, fake_logits, kind: str):
-    """The discriminator's (critic's) loss, averaged over the batch; r = real logits, f = fake logits:
+def discriminator_loss(real_logits, fake_logits, *, kind: str):
+    """The discriminator's (critic's) loss per example; r = real logits, f = fake logits:
 
     - ``minimax`` and ``non_saturating`` (Goodfellow et al. 2014, eq. 1):
       softplus(-r) + softplus(f) = -log D(x) - log(1 - D(G(z))), the binary cross-entropy of real vs fake.
@@ -66,13 +77,14 @@ def discriminator_loss(real_logits, fake_logits, kind: str):
     - ``least_squares`` (Mao et al. 2017, eq. 2 with a=0, b=1): ½ (r - 1)² + ½ f², on the raw output.
     - ``hinge`` (Lim & Ye 2017; Miyato et al. 2018, sec. 4): relu(1 - r) + relu(1 + f).
 
-    Every element of the logit arrays is one term of the mean, so per-patch outputs [B, H, W, 1] work too.
+    Example i pairs real_i with fake_i (draw as many fakes as reals); a per-patch output [B, H, W, 1] is
+    averaged over its patches.
 
     Args:
       real_logits: discriminator outputs on data, [B] (or [B, ...]), floating point.
       fake_logits: discriminator outputs on generated samples, same shape.
       kind: one of :data:`GAN_LOSSES`.
-    Returns: scalar float32, the batch mean.
+    Returns: [B] float32.
     """
     _check_kind(kind)
     r, f = _logits(real_logits, fake_logits)
@@ -84,11 +96,11 @@ def discriminator_loss(real_logits, fake_logits, kind: str):
         per_example = 0.5 * jnp.square(r - 1.0) + 0.5 * jnp.square(f)
     else:  # hinge
         per_example = jax.nn.relu(1.0 - r) + jax.nn.relu(1.0 + f)
-    return jnp.mean(per_example)
+    return _per_example(per_example)
 
 
-def generator_loss(fake_logits, kind: str, real_logits=None):
-    """The generator's loss, averaged over the batch; f = discriminator logits on generated samples:
+def generator_loss(fake_logits, *, kind: str, real_logits=None):
+    """The generator's loss per example; f = discriminator logits on generated samples:
 
     - ``minimax`` (Goodfellow et al. 2014, eq. 1, the "saturating" form): log(1 - D(G(z))) = -softplus(f).
       Its gradient vanishes when D confidently rejects the samples, early in training.
@@ -102,7 +114,7 @@ def generator_loss(fake_logits, kind: str, real_logits=None):
       kind: one of :data:`GAN_LOSSES`.
       real_logits: optional, same shape as ``fake_logits``. None of :data:`GAN_LOSSES` uses it; it is
         accepted (and shape-checked) so that relativistic variants can share this signature.
-    Returns: scalar float32, the batch mean.
+    Returns: [B] float32 (a per-patch output averaged over its patches).
     """
     _check_kind(kind)
     _, f = _logits(real_logits, fake_logits)
@@ -114,10 +126,10 @@ def generator_loss(fake_logits, kind: str, real_logits=None):
         per_example = 0.5 * jnp.square(f - 1.0)
     else:  # wasserstein, hinge
         per_example = -f
-    return jnp.mean(per_example)
+    return _per_example(per_example)
 
 
-def weight_clip(params, clip: float):
+def weight_clip(params, *, clip: float):
     """WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1): every leaf of ``params`` clipped to
     [-clip, clip] (they use clip = 0.01). Apply it to the critic's parameters after each critic update.
 
@@ -164,7 +176,7 @@ def _inputs(x, name: str):
     return x
 
 
-def gradient_penalty(critic_fn, real, fake, key, target: float = 1.0):
+def gradient_penalty(critic_fn, real, fake, key, *, target: float = 1.0):
     """WGAN-GP two-sided penalty (Gulrajani et al. 2017, eq. 3 and Algorithm 1), per example:
 
         x̂_i = ε_i x_i + (1 - ε_i) x̃_i,  ε_i ~ U[0, 1] (one ε per example),

@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.errors import GMJaxError
+from gm_jax.shapes import check_batch_values
 
 __all__ = ["contrastive_divergence_loss"]
 
 
-def contrastive_divergence_loss(energy_fn, x_pos, x_neg, alpha: float = 1.0):
+def contrastive_divergence_loss(energy_fn, x_pos, x_neg, *, alpha: float = 1.0, return_aux: bool = False):
     """Per-example contrastive divergence with Du & Mordatch's energy-magnitude regulariser:
 
         loss_i = E(x+_i) - E(stop_grad(x-_i)) + alpha * (E(x+_i)^2 + E(x-_i)^2).
@@ -31,24 +32,22 @@ def contrastive_divergence_loss(energy_fn, x_pos, x_neg, alpha: float = 1.0):
       energy_fn: ``E(x [B, ...]) -> [B]`` (a closure over the parameters being trained).
       x_pos: data [B, ...]. x_neg: negative samples [B, ...] (same shape).
       alpha: weight of the regulariser (>= 0; Du & Mordatch use 1).
+      return_aux: also return {"e_pos": E(x+) [B], "e_neg": E(x-) [B]}; their means' difference is the
+        CD gap, negative once the model separates data from its samples.
 
     Returns:
-      (loss [B], metrics) with metrics ``e_pos`` and ``e_neg`` (batch means of the energies) and
-      ``cd_gap`` = mean E(x+) - mean E(x-) (negative once the model separates data from its samples).
+      loss [B] (and aux with ``return_aux``).
     """
     if alpha < 0:
-        raise GMJaxError(f"alpha must be >= 0, got {alpha}")
+        raise GMJaxError(f"contrastive_divergence_loss: alpha must be >= 0, got {alpha}")
     if x_pos.shape != x_neg.shape:
-        raise GMJaxError(f"x_pos and x_neg must have the same shape [B, ...], got {x_pos.shape} and {x_neg.shape}")
+        raise GMJaxError(f"contrastive_divergence_loss: x_pos and x_neg must have the same shape [B, ...], got "
+                         f"{x_pos.shape} and {x_neg.shape}")
     # One call on the concatenated batch: half the network ops to compile and one larger matmul per
     # layer. Fine because the energy of an example may not depend on the rest of its batch (no batch norm).
     b = x_pos.shape[0]
     energies = energy_fn(jnp.concatenate([x_pos, jax.lax.stop_gradient(x_neg).astype(x_pos.dtype)], axis=0))
-    if energies.shape != (2 * b,):
-        raise GMJaxError(f"energy_fn must return one energy per example, shape ({2 * b},) for {2 * b} inputs; "
-                         f"got {energies.shape}")
-    energies = energies.astype(jnp.float32)
+    energies = check_batch_values("contrastive_divergence_loss", "energy_fn(x)", energies, 2 * b).astype(jnp.float32)
     e_pos, e_neg = energies[:b], energies[b:]
     loss = e_pos - e_neg + alpha * (jnp.square(e_pos) + jnp.square(e_neg))
-    metrics = {"e_pos": e_pos.mean(), "e_neg": e_neg.mean(), "cd_gap": e_pos.mean() - e_neg.mean()}
-    return loss, metrics
+    return (loss, {"e_pos": e_pos, "e_neg": e_neg}) if return_aux else loss

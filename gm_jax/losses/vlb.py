@@ -8,49 +8,53 @@ Nichol & Dhariwal (2021, "Improved Denoising Diffusion Probabilistic Models", se
 so the bound is in nats relative to the discrete data (DESIGN.md). With ``num_levels=None`` the decoder is
 a continuous Gaussian density and the bound is on the differential entropy of continuous data.
 
-The network is a callable ``eps_fn(x_t, t) -> eps`` (or ``(eps, var_interp)`` with ``variance="learned"``)
-with 0-based t, as for the samplers in :mod:`gm_jax.samplers.diffusion`.
+The network is a callable ``net_fn(x_t [B, ...], t int32 [B]) -> [B, ...]`` predicting ``prediction``
+(``"eps"``, ``"x0"`` or ``"v"``), or a pair ``(prediction, var_interp)`` with ``variance="learned"``;
+t is the 0-based step of :mod:`gm_jax.processes.discrete`, as for :mod:`gm_jax.samplers.diffusion`.
 """
 
 from __future__ import annotations
+
+import math
+import typing
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
 from gm_jax import distributions as D
 from gm_jax.errors import GMJaxError
-from gm_jax.processes.discrete import DiffusionSchedule, p_mean_variance, q_posterior, q_sample, split_network_output
+from gm_jax.processes.discrete import (PREDICTIONS, VARIANCES, DiffusionSchedule, call_denoiser, check_choice,
+                                       p_mean_variance, q_posterior, q_sample)
+from gm_jax.shapes import mean_event
 
+__all__ = ["diffusion_vlb", "hybrid_loss", "prior_kl", "vlb_term", "VLBUnits"]
 
-def _gaussian_kl(mean1, log_var1, mean2, log_var2):
-    """KL(N(mean1, e^log_var1) || N(mean2, e^log_var2)) per element."""
-    return 0.5 * (log_var2 - log_var1 + jnp.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * jnp.exp(-log_var2) - 1.0)
-
-
-def _sum_event(x):
-    return x.reshape(x.shape[0], -1).sum(axis=-1)
+VLBUnits = Literal["bits", "nats"]
 
 
 def prior_kl(schedule: DiffusionSchedule, x0):
     """L_T = KL(q(x_T | x_0) || N(0, I)) [B] in nats (no parameters; ~0 for a good schedule)."""
-    abar = schedule.alphas_cumprod[-1]
-    return _sum_event(_gaussian_kl(jnp.sqrt(abar) * x0, jnp.log1p(-abar), 0.0, 0.0))
+    mean = schedule.sqrt_alphas_cumprod[-1] * x0
+    log_std = 0.5 * jnp.log(schedule.one_minus_alphas_cumprod[-1])
+    return D.diag_gaussian_kl(mean, jnp.broadcast_to(log_std, x0.shape))
 
 
-def vlb_term(schedule: DiffusionSchedule, x0, x_t, t, eps, num_levels: int | None, variance: str = "posterior",
-             var_interp=None):
+def vlb_term(schedule: DiffusionSchedule, x0, x_t, t, out, *, num_levels: int | None, prediction: str = "eps",
+             variance: str = "posterior", var_interp=None):
     """The bound's term at 0-based step t [B]: L_{t-1} = KL(q || p) for t >= 1, the decoder NLL L_0 at t = 0.
 
     Args:
       x0: model-space data [B, ...] (bin centres in [-1, 1] for discrete data). x_t: a draw of q(x_t | x0).
-      eps (and var_interp): the network's output at (x_t, t).
+      out (and var_interp): the network's output at (x_t, t), predicting ``prediction``.
       num_levels: K of the discretized decoder, or None for a continuous Gaussian decoder.
     Returns: [B] nats.
     """
-    mean, log_var, _ = p_mean_variance(schedule, x_t, t, eps, variance, var_interp)
+    mean, log_var, _ = p_mean_variance(schedule, x_t, t, out, prediction=prediction, variance=variance,
+                                       var_interp=var_interp)
     true_mean, _, true_log_var = q_posterior(schedule, x0, x_t, t)
-    kl = _sum_event(_gaussian_kl(true_mean, true_log_var, mean, log_var))
     log_std = jnp.broadcast_to(0.5 * log_var, mean.shape)
+    kl = D.diag_gaussian_kl(true_mean, jnp.broadcast_to(0.5 * true_log_var, mean.shape), mean, log_std)
     if num_levels is None:
         decoder_nll = -D.diag_gaussian_log_prob(x0, mean, log_std)
     else:
@@ -58,8 +62,8 @@ def vlb_term(schedule: DiffusionSchedule, x0, x_t, t, eps, num_levels: int | Non
     return jnp.where(t == 0, decoder_nll, kl)
 
 
-def diffusion_vlb(eps_fn, schedule: DiffusionSchedule, x0, key, num_levels: int | None, variance: str = "posterior",
-                  num_timesteps: int | None = None):
+def diffusion_vlb(net_fn, schedule: DiffusionSchedule, x0, key, *, num_levels: int | None,
+                  prediction: str = "eps", variance: str = "posterior", num_timesteps: int | None = None):
     """The variational bound on -log p(x_0) [B], in nats per example.
 
     ``num_timesteps=None`` sums every term exactly (T network calls, one ``lax.scan``); an integer n draws
@@ -67,16 +71,19 @@ def diffusion_vlb(eps_fn, schedule: DiffusionSchedule, x0, key, num_levels: int 
     Each term uses its own draw x_t ~ q(x_t | x_0). Divide by D ln 2 for bits/dim
     (:func:`gm_jax.losses.bits_per_dim`).
     """
+    check_choice("diffusion_vlb", "prediction", prediction, PREDICTIONS)
+    check_choice("diffusion_vlb", "variance", variance, VARIANCES)
     T = schedule.num_steps
     if num_timesteps is not None and num_timesteps < 1:
-        raise GMJaxError(f"num_timesteps must be >= 1 or None (all {T} steps), got {num_timesteps}")
+        raise GMJaxError(f"diffusion_vlb: num_timesteps must be >= 1 or None (all {T} steps), got {num_timesteps}")
     batch = x0.shape[0]
 
     def term(t, k):
         noise = jax.random.normal(k, x0.shape)
         x_t = q_sample(schedule, x0, t, noise)
-        eps, interp = split_network_output(eps_fn(x_t, t), variance)
-        return vlb_term(schedule, x0, x_t, t, eps, num_levels, variance, interp)
+        out, interp = call_denoiser("diffusion_vlb", net_fn, x_t, t, variance)
+        return vlb_term(schedule, x0, x_t, t, out, num_levels=num_levels, prediction=prediction, variance=variance,
+                        var_interp=interp)
 
     if num_timesteps is None:
         def body(total, inputs):
@@ -97,23 +104,31 @@ def diffusion_vlb(eps_fn, schedule: DiffusionSchedule, x0, key, num_levels: int 
     return prior_kl(schedule, x0) + total
 
 
-def hybrid_loss(eps_fn, schedule: DiffusionSchedule, x0, key, num_levels: int | None, vlb_weight: float = 0.001):
+def hybrid_loss(net_fn, schedule: DiffusionSchedule, x0, key, *, num_levels: int | None, vlb_weight: float = 0.001,
+                vlb_units: VLBUnits = "bits", return_aux: bool = False):
     """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021, sec. 3.1) for a learned-variance network.
 
-    ``eps_fn(x_t, t) -> (eps, var_interp)``. One t ~ U{0..T-1} per example; L_simple is the eps-MSE
-    averaged over the event axes, L_vlb = T * L_t averaged over the event axes (nats/dim) with a
+    ``net_fn(x_t, t) -> (eps, var_interp)``. One t ~ U{0..T-1} per example; L_simple is the eps-MSE
+    averaged over the event axes, and L_vlb is estimated as T * L_t averaged over the event axes, with a
     stop-gradient on eps, so the bound trains only the variance and the MSE drives the mean (their
-    choice, as the bound's gradient on the mean is noisy). Returns per-example (loss [B], vlb [B] in nats).
+    choice, as the bound's gradient on the mean is noisy).
+
+    ``vlb_units``: the unit lambda multiplies. ``"bits"`` (default) follows their official code, whose
+    L_vlb terms are in bits per dimension (so lambda = 0.001 weighs L_t by T / 1000 / ln 2 per nat);
+    ``"nats"`` uses nats per dimension, ln 2 times more weight.
+
+    Returns: the per-example loss [B]; with ``return_aux`` also {"vlb_term": L_t [B] in nats}.
     """
+    if vlb_units not in typing.get_args(VLBUnits):
+        raise GMJaxError(f"hybrid_loss: unknown vlb_units '{vlb_units}'; choose one of bits, nats")
     k_t, k_noise = jax.random.split(key)
     t = jax.random.randint(k_t, (x0.shape[0],), 0, schedule.num_steps)
     noise = jax.random.normal(k_noise, x0.shape)
     x_t = q_sample(schedule, x0, t, noise)
-    eps, interp = split_network_output(eps_fn(x_t, t), "learned")
-    dims = x0[0].size
-    mse = jnp.mean(jnp.square(eps - noise).reshape(x0.shape[0], -1), axis=-1)
-    vlb = vlb_term(schedule, x0, x_t, t, jax.lax.stop_gradient(eps), num_levels, "learned", interp)
-    return mse + vlb_weight * schedule.num_steps * vlb / dims, vlb
-
-
-__all__ = ["diffusion_vlb", "hybrid_loss", "prior_kl", "vlb_term"]
+    eps, interp = call_denoiser("hybrid_loss", net_fn, x_t, t, "learned")
+    mse = mean_event(jnp.square(eps - noise))
+    vlb = vlb_term(schedule, x0, x_t, t, jax.lax.stop_gradient(eps), num_levels=num_levels, variance="learned",
+                   var_interp=interp)
+    per_dim = vlb / x0[0].size / (math.log(2.0) if vlb_units == "bits" else 1.0)
+    loss = mse + vlb_weight * schedule.num_steps * per_dim
+    return (loss, {"vlb_term": vlb}) if return_aux else loss

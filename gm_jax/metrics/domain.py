@@ -12,6 +12,8 @@ average pool, a 128-wide ReLU feature layer, logits); its weights are produced b
 - :func:`domain_apply`: ``(variables, images [N,H,W,C] in [0,1]) -> {"features": [N,F], "logits": [N,K]}``,
   pure and jittable; the config is read from the parameter shapes when no classifier is given.
 - :func:`domain_features`: batched features of pixels or [0,1] images (numpy out), via gm_jax.metrics.extract.
+- :func:`domain_extractor`: the classifier as a :class:`gm_jax.metrics.extract.FeatureExtractor` (what
+  ``gm-jax evaluate --features domain`` runs).
 - :func:`train_domain_classifier`, :func:`save_domain_classifier`, :func:`load_domain_classifier`,
   :func:`domain_weights_path`.
 
@@ -34,9 +36,10 @@ from flax import traverse_util
 
 from gm_jax.errors import GMJaxError
 from gm_jax.metrics._features import default_weights_dir, read_weights_file, save_weights_file
+from gm_jax.metrics.extract import FeatureExtractor, array_source, source_features, to_unit_interval
 from gm_jax.nets.classifier import ConvClassifier
 
-__all__ = ["DomainClassifier", "domain_apply", "domain_features", "train_domain_classifier",
+__all__ = ["DomainClassifier", "domain_apply", "domain_features", "domain_extractor", "train_domain_classifier",
            "save_domain_classifier", "load_domain_classifier", "domain_weights_path"]
 
 _FORMAT = "gm_jax.domain_classifier/1"
@@ -95,8 +98,6 @@ class DomainClassifier:
 
     def to_unit(self, pixels):
         """Integer pixels in [0, num_levels - 1] -> float32 images in [0, 1] (works on numpy and JAX arrays)."""
-        from gm_jax.metrics.extract import to_unit_interval
-
         return to_unit_interval(jnp.asarray(pixels), self.num_levels)
 
     def config(self) -> dict:
@@ -183,16 +184,27 @@ def domain_features(classifier: DomainClassifier, variables, images, batch_size:
       with_logits: also return the logits.
     Returns: features [N, F] float32 numpy, or ``(features, logits [N, K])`` with ``with_logits``.
     """
-    from gm_jax.metrics import extract
-
     images = np.asarray(jax.device_get(images))
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(classifier.image_shape):
         raise GMJaxError(f"domain features of '{classifier.dataset}' need images [N, "
                          f"{', '.join(map(str, classifier.image_shape))}], got shape {images.shape}; "
                          "pass samples in the dataset's layout")
-    network = extract.FeatureExtractor("domain", classifier.apply, variables, "features", "logits")
-    out = extract.source_features(network, extract.array_source(images, classifier.num_levels), batch_size)
+    network = FeatureExtractor("domain", classifier.apply, variables, "features", "logits")
+    out = source_features(network, array_source(images, classifier.num_levels), batch_size)
     return (out["features"], out["logits"]) if with_logits else out["features"]
+
+
+def domain_extractor(dataset_name: str, path=None) -> FeatureExtractor:
+    """The :class:`~gm_jax.metrics.extract.FeatureExtractor` of the classifier trained on ``dataset_name``
+    (``gm-jax domain train``): outputs ``features`` [B, F] (FID, KID, PRDC) and ``logits`` [B, K] (IS).
+
+    Args:
+      dataset_name: e.g. ``digits``; names the default weights file (:func:`domain_weights_path`).
+      path: an explicit weights file instead.
+    Raises: GMJaxError when the weights are missing (with the command that creates them) or unreadable.
+    """
+    classifier, variables, _ = load_domain_classifier(dataset_name, path)
+    return FeatureExtractor("domain", classifier.apply, variables, "features", "logits")
 
 
 def train_domain_classifier(dataset, steps: int = 2000, batch_size: int = 128, learning_rate: float = 1e-3,

@@ -2,8 +2,9 @@
 
 A :class:`FeatureExtractor` is a pure map ``apply(variables, images) -> {name: [B, D]}`` with its variables:
 the FID Inception network (:func:`inception_extractor`), a small classifier trained on the domain
-(:func:`domain_extractor`), or the data itself (:func:`raw_extractor`, for 2-D points). Images enter every
-extractor as float32 ``[B, H, W, C]`` in [0, 1]; points as float32 ``[B, D]``.
+(:func:`gm_jax.metrics.domain.domain_extractor`, which builds on this module), or the data itself
+(:func:`raw_extractor`, for 2-D points). Images enter every extractor as float32 ``[B, H, W, C]`` in [0, 1];
+points as float32 ``[B, D]``.
 
 Examples come from a :class:`RowSource` (an array, a ``.npz``, a directory of image files or a dataset split;
 read ``batch_size`` rows at a time, so the images never need to fit in memory) or straight from a sampler
@@ -27,6 +28,10 @@ from jax.sharding import PartitionSpec as P
 
 from gm_jax import parallel
 from gm_jax.errors import GMJaxError
+
+__all__ = ["IMAGE_SUFFIXES", "FeatureExtractor", "raw_extractor", "inception_extractor", "RowSource",
+           "to_unit_interval", "array_source", "npz_source", "directory_source", "dataset_source",
+           "source_features", "sampler_features"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -63,20 +68,13 @@ def raw_extractor() -> FeatureExtractor:
 
 def inception_extractor(path: str | None = None, resize: str = "tf1") -> FeatureExtractor:
     """The FID InceptionV3 (pool3 features, unbiased logits for IS); weights from ``gm-jax inception ...``."""
-    from gm_jax.metrics.inception import RESIZE_MODES, inception_apply, load_inception_variables
+    from gm_jax.metrics.inception import RESIZE_MODES, inception_apply
+    from gm_jax.metrics.inception_weights import load_inception_variables
 
     if resize not in RESIZE_MODES:
         raise GMJaxError(f"unknown resize mode '{resize}'; use one of {', '.join(RESIZE_MODES)}")
     return FeatureExtractor("inception", functools.partial(inception_apply, resize=resize),
                             load_inception_variables(path), "pool3", "logits_unbiased")
-
-
-def domain_extractor(dataset_name: str, path: str | None = None) -> FeatureExtractor:
-    """The penultimate features and logits of the classifier trained on ``dataset_name`` (``gm-jax domain``)."""
-    from gm_jax.metrics.domain import load_domain_classifier
-
-    classifier, variables, _ = load_domain_classifier(dataset_name, path)
-    return FeatureExtractor("domain", classifier.apply, variables, "features", "logits")
 
 
 # ----------------------------------------------------------------------------------------------- sources

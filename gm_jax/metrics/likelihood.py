@@ -10,6 +10,8 @@ from gm_jax import parallel
 from gm_jax.data.loading import Dataset
 from gm_jax.losses.likelihood import bits_per_dim
 
+__all__ = ["make_log_prob_fn", "evaluate_log_likelihood"]
+
 
 def make_log_prob_fn(model, mesh):
     """jit of ``model.log_prob`` over the mesh: (variables, x [B, ...], labels [B] | None, key) -> [B]."""

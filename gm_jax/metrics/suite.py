@@ -3,7 +3,8 @@
 :func:`sample_quality` turns the features of real and generated examples into the numbers ``gm-jax evaluate``
 reports: FID (Heusel et al. 2017), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), precision/recall
 (Kynkaanniemi et al. 2019) and density/coverage (Naeem et al. 2020). Test NLL needs the model, not features;
-the CLI adds it with :func:`gm_jax.metrics.evaluate_log_likelihood`.
+the CLI adds it with :func:`gm_jax.metrics.evaluate_log_likelihood`. :mod:`gm_jax.metrics.evaluate` runs a whole
+evaluation (inputs -> features -> these numbers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from gm_jax.metrics.class_score import inception_score
 from gm_jax.metrics.frechet import feature_stats, frechet_distance
 from gm_jax.metrics.manifold import prdc
 from gm_jax.metrics.mmd import kid
+
+__all__ = ["METRICS", "parse_metrics", "check_real_given", "sample_quality", "format_table"]
 
 METRICS = ("fid", "is", "kid", "prdc", "nll")
 

@@ -28,10 +28,12 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import binarize, from_centres, to_centres
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import check_hidden, check_positive
+from gm_jax.models.base import Config, check_hidden, check_positive
 from gm_jax.nets.made import MADE
 from gm_jax.nets.pixelcnn import GatedPixelCNN
 from gm_jax.samplers.ancestral import ancestral_sample
+
+__all__ = ["MADEConfig", "MADEModel", "PixelCNNConfig", "PixelCNN"]
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -63,7 +65,7 @@ def _default_labels(config, spec: DataSpec, num: int, labels):
 
 # -------------------------------------------------------------------------------------------------- MADE
 @dataclasses.dataclass(frozen=True)
-class MADEConfig:
+class MADEConfig(Config):
     """MADE hyper-parameters.
 
     likelihood: ``auto`` (``categorical`` for images, ``mog`` for points), ``categorical``, ``bernoulli``
@@ -84,6 +86,8 @@ class MADEConfig:
     def validate(self):
         check_hidden(self)
         check_positive(self, "num_components", "num_orderings")
+        if self.order_seed < 0:
+            raise GMJaxError(f"order_seed must be >= 0, got {self.order_seed}")
 
 
 class MADEModel:
@@ -95,7 +99,6 @@ class MADEModel:
     default_train = {"steps": 4000, "schedule": "cosine", "warmup_steps": 100, "checkpoint_every": 1000}
 
     def __init__(self, config: MADEConfig, spec: DataSpec):
-        config.validate()
         _check_conditional(config, spec)
         likelihood = config.likelihood
         if likelihood == "auto":
@@ -147,7 +150,7 @@ class MADEModel:
         nll, metrics = _metrics(self._log_prob(variables["params"], inputs, target, context, ordering), self.spec)
         return nll, metrics, variables["state"]
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         """Exact log p(x) [B] in nats: of the K-level data (categorical; DESIGN.md's unit), of x (mog), or of
         a dynamic binarization of x drawn with ``key`` (bernoulli). With several orderings, the ensemble
         log mean_k p_k(x)."""
@@ -157,7 +160,7 @@ class MADEModel:
             jnp.arange(self.config.num_orderings))
         return jax.nn.logsumexp(per_ordering, axis=0) - np.log(self.config.num_orderings)
 
-    def sample(self, variables, key, num, temperature: float = 1.0, labels=None, ordering: int = 0):
+    def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0, ordering: int = 0):
         """Ancestral samples [num, *data_shape] in data space, generated in the order of ``ordering``.
 
         ``temperature`` tempers each conditional (logits / T; for mog also the noise scale times T;
@@ -193,7 +196,7 @@ class MADEModel:
 
 # ---------------------------------------------------------------------------------------------- PixelCNN
 @dataclasses.dataclass(frozen=True)
-class PixelCNNConfig:
+class PixelCNNConfig(Config):
     """Gated PixelCNN hyper-parameters.
 
     likelihood: ``categorical`` (K-way per subpixel, channels in order) or ``dmol`` (PixelCNN++'s coupled
@@ -226,7 +229,6 @@ class PixelCNN:
                      "checkpoint_every": 500}
 
     def __init__(self, config: PixelCNNConfig, spec: DataSpec):
-        config.validate()
         if spec.kind != "image":
             raise GMJaxError(f"pixelcnn models images, and {spec.name} holds points; use made for points")
         _check_conditional(config, spec)
@@ -266,11 +268,11 @@ class PixelCNN:
         nll, metrics = _metrics(lp, self.spec)
         return nll, metrics, variables["state"]
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         """Exact log P(x) [B] in nats of the K-level images (DESIGN.md's unit); ``key`` unused."""
         return self._log_prob(variables["params"], x, self._labels(labels))
 
-    def sample(self, variables, key, num, temperature: float = 1.0, labels=None):
+    def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0):
         """Ancestral samples uint8 [num, H, W, C], pixel by pixel in raster order, channels in order inside
         each pixel. ``temperature`` tempers each conditional (categorical logits / T; DMOL weights / T and
         noise times T; 0: the most probable value). Conditional models take ``labels`` [num] (default 0, 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import typing
 from typing import Any, Protocol
 
@@ -13,6 +14,10 @@ import numpy as np
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
 
+__all__ = ["Model", "Variables", "Config", "param_groups", "check_group", "check_positive", "check_hidden",
+           "check_fields", "literal_choices", "accepts_kwarg", "rbg_key", "num_params", "override", "config_to_dict",
+           "config_from_dict"]
+
 Variables = dict  # {"params": pytree of float32 arrays, "state": pytree of model state (may be empty)}
 
 
@@ -21,10 +26,12 @@ class Model(Protocol):
 
     - ``init(key, example_batch) -> Variables``
     - ``loss(variables, batch, key) -> (scalar, metrics dict of scalars, new model state)``;
-      a model with several parameter groups (``param_groups``) also accepts ``group=NAME``.
-    - ``sample(variables, key, num, **kw) -> Array`` in data space (the dataset's layout and dtype).
-    - ``log_prob(variables, x, key) -> [B]`` nats per example relative to the discrete data
-      (exact or a bound); ``has_log_prob`` says whether the family defines one.
+      a model with several parameter groups (``param_groups``) requires the keyword ``group=NAME``.
+    - ``sample(variables, key, num, *, labels=None, temperature=1.0, sampler=None, steps=None, ...)
+      -> Array`` in data space (the dataset's layout and dtype). Every optional argument is keyword-only,
+      and those a family takes come in this order, its own ones last.
+    - ``log_prob(variables, x, key, *, labels=None) -> [B]`` nats per example relative to the discrete
+      data (exact or a bound); ``has_log_prob`` says whether the family defines one.
     """
 
     config: Any
@@ -35,14 +42,24 @@ class Model(Protocol):
 
     def loss(self, variables, batch, key): ...
 
-    def sample(self, variables, key, num, **kw): ...
+    def sample(self, variables, key, num, *, labels=None, **kw): ...
 
-    def log_prob(self, variables, x, key): ...
+    def log_prob(self, variables, x, key, *, labels=None): ...
 
 
 def param_groups(model) -> tuple[tuple[str | None, int], ...]:
     """The (group name, updates per step) pairs the trainer runs in order; (None, 1) means all params."""
     return getattr(model, "param_groups", ((None, 1),))
+
+
+def check_group(model, group) -> str:
+    """``group`` if it names one of ``model.param_groups``, else one line naming the valid groups: a
+    several-player ``loss`` takes ``group=NAME`` and never picks one silently."""
+    names = tuple(name for name, _ in param_groups(model))
+    if group not in names:
+        what = "needs the keyword group=NAME" if group is None else f"has no parameter group '{group}'"
+        raise GMJaxError(f"{type(model).__name__}.loss {what}; choose one of {', '.join(names)}")
+    return group
 
 
 def check_positive(config, *names) -> None:
@@ -80,6 +97,85 @@ def num_params(params) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ configs
+def literal_choices(annotation) -> tuple | None:
+    """The allowed values of a ``Literal[...]`` annotation, or None for any other type. A config's choices
+    live only in its field's Literal (or a module's Literal alias); tuples of names derive from it with
+    ``typing.get_args``."""
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _check_field(name: str, value, annotation):
+    """``value`` of field ``name`` checked against its declared type and normalised (a list becomes a
+    tuple, numpy scalars Python numbers, an int given for a float a float); one clear line otherwise."""
+    choices = literal_choices(annotation)
+    if choices is not None:
+        if not isinstance(value, typing.Hashable) or value not in choices:
+            raise GMJaxError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+        return value
+    if annotation is bool:
+        if _is_bool(value):
+            return bool(value)
+        raise GMJaxError(f"{name} must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, numbers.Integral) and not _is_bool(value):
+            return int(value)
+        raise GMJaxError(f"{name} must be an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, numbers.Real) and not _is_bool(value):
+            return float(value)
+        raise GMJaxError(f"{name} must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise GMJaxError(f"{name} must be a string, got {value!r}")
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, (tuple, list)):
+            raise GMJaxError(f"{name} must be a tuple (or list), e.g. {name}=(64, 64), got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_field(name, v, args[0]) for v in value)
+        if len(args) != len(value):
+            raise GMJaxError(f"{name} must have {len(args)} entries, got {value!r}")
+        return tuple(_check_field(name, v, a) for v, a in zip(value, args))
+    return value
+
+
+def check_fields(config) -> None:
+    """Every field of dataclass ``config`` against its annotation (Literal fields against their choices),
+    normalised in place (``object.__setattr__``, so frozen dataclasses too)."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        checked = _check_field(field.name, value, hints[field.name])
+        if checked is not value:
+            object.__setattr__(config, field.name, checked)
+
+
+class Config:
+    """The base of every config: a frozen dataclass validated at construction (``__post_init__``), so a
+    bad value fails where it is written, with one line naming the config, the field and the fix.
+
+    ``__post_init__`` checks every field against its annotation (:func:`check_fields`: Literal choices,
+    int/float/bool/str types, lists become tuples) and then runs the family's ``validate`` (ranges and
+    relations between fields, e.g. ``check_positive``). ``dataclasses.replace`` and :func:`override`
+    construct a new config, so they validate too.
+    """
+
+    def __post_init__(self):
+        try:
+            check_fields(self)
+            self.validate()
+        except GMJaxError as e:
+            raise GMJaxError(f"{type(self).__name__}: {e}") from None
+
+    def validate(self) -> None:
+        """The family's checks beyond the field types (subclasses override; called by ``__post_init__``)."""
+
+
 def _convert(value: str, annotation, name: str):
     """Parses a ``--set`` string into the field's declared type, or raises one clear line."""
     origin = typing.get_origin(annotation)
@@ -100,8 +196,8 @@ def _convert(value: str, annotation, name: str):
         if origin is tuple:
             (inner, *_rest) = typing.get_args(annotation)
             return tuple(_convert(v.strip(), inner, name) for v in value.strip("()").split(",") if v.strip())
-        if origin is typing.Literal:
-            choices = typing.get_args(annotation)
+        choices = literal_choices(annotation)
+        if choices is not None:
             if value not in choices:
                 raise GMJaxError(f"--set {name}={value}: choose one of {', '.join(map(str, choices))}")
             return value
@@ -113,7 +209,8 @@ def _convert(value: str, annotation, name: str):
 
 
 def override(config, assignments: dict[str, str]):
-    """Returns ``config`` with string ``assignments`` parsed to the fields' types; unknown fields raise."""
+    """Returns ``config`` with string ``assignments`` parsed to the fields' types; unknown fields raise, and
+    the new config validates at construction (``Config.__post_init__``)."""
     hints = typing.get_type_hints(type(config))
     changes = {}
     for name, value in assignments.items():
@@ -121,11 +218,7 @@ def override(config, assignments: dict[str, str]):
             fields = ", ".join(f.name for f in dataclasses.fields(config))
             raise GMJaxError(f"unknown config field '{name}' for {type(config).__name__}; fields: {fields}")
         changes[name] = _convert(value, hints[name], name) if isinstance(value, str) else value
-    new = dataclasses.replace(config, **changes)
-    validate = getattr(new, "validate", None)
-    if validate:
-        validate()
-    return new
+    return dataclasses.replace(config, **changes)
 
 
 def config_to_dict(config) -> dict:
@@ -133,5 +226,5 @@ def config_to_dict(config) -> dict:
 
 
 def config_from_dict(cls, values: dict):
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in values.items()})
+    """The config ``cls`` of a JSON dict (lists become tuples and everything validates at construction)."""
+    return cls(**values)

@@ -21,12 +21,14 @@ from gm_jax import distributions as D
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import check_positive
+from gm_jax.models.base import Config, check_positive
 from gm_jax.nets.transformer import CausalTransformer
+
+__all__ = ["CharLMConfig", "CharLM", "top_k_logits"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CharLMConfig:
+class CharLMConfig(Config):
     """Transformer hyper-parameters. The context is the dataset's window (``spec.shape[0]`` tokens)."""
 
     num_layers: int = 2
@@ -60,7 +62,6 @@ class CharLM:
                      "grad_clip": 1.0, "log_every": 50, "checkpoint_every": 400, "num_samples": 8}
 
     def __init__(self, config: CharLMConfig, spec: DataSpec):
-        config.validate()
         if spec.kind != "text" or spec.num_levels is None or len(spec.shape) != 1:
             raise GMJaxError(f"charlm models token windows, and dataset {spec.name} holds {spec.kind} data; "
                              "use --dataset shakespeare")
@@ -94,7 +95,7 @@ class CharLM:
         # jit: an eager Flax init dispatches (and compiles) every op of the network one by one.
         return {"params": jax.jit(self.net.init)(key, self._inputs(x))["params"], "state": {}}
 
-    def log_prob(self, variables, x, key=None, labels=None):
+    def log_prob(self, variables, x, key=None, *, labels=None):
         """Exact log p(x) [B] in nats of windows x [B, T] (key unused: the likelihood is deterministic)."""
         del key
         if labels is not None:
@@ -124,7 +125,7 @@ class CharLM:
             raise GMJaxError(f"dataset {self.spec.name} has no vocabulary to encode or decode text with")
         return self.spec.vocabulary
 
-    def sample(self, variables, key, num, temperature: float = 1.0, labels=None, top_k: int = 0,
+    def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0, top_k: int = 0,
                prompt: str = ""):
         """Ancestral sampling of ``num`` windows [num, T] int32, token by token with the key/value cache.
 

@@ -36,6 +36,8 @@ passes the first test images, so ``samples.png`` shows their translations A -> B
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -43,19 +45,21 @@ import jax.numpy as jnp
 from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import dequantize, model_to_data_space
 from gm_jax.errors import GMJaxError
-from gm_jax.losses.adversarial import GAN_LOSSES, cycle_consistency_loss, discriminator_loss, generator_loss, \
+from gm_jax.losses.adversarial import GANLoss, cycle_consistency_loss, discriminator_loss, generator_loss, \
     identity_loss
-from gm_jax.models.base import check_positive, rbg_key
-from gm_jax.nets.cyclegan import PADDINGS, PatchDiscriminator, ResNetTranslator
+from gm_jax.models.base import Config, check_group, check_positive, rbg_key
+from gm_jax.nets.cyclegan import Padding, PatchDiscriminator, ResNetTranslator
 
 __all__ = ["CycleGAN", "CycleGANConfig", "TRANSFORMS", "DIRECTIONS"]
 
-TRANSFORMS = ("invert", "flip")
-DIRECTIONS = ("a_to_b", "b_to_a")
+Transform = Literal["invert", "flip"]
+Direction = Literal["a_to_b", "b_to_a"]
+TRANSFORMS = typing.get_args(Transform)
+DIRECTIONS = typing.get_args(Direction)
 
 
 @dataclasses.dataclass(frozen=True)
-class CycleGANConfig:
+class CycleGANConfig(Config):
     """CycleGAN hyper-parameters (defaults: the paper's objective and optimizer, networks sized for 8 x 8).
 
     Task: ``transform`` (invert | flip) makes domain B from the dataset's images (domain A).
@@ -70,8 +74,8 @@ class CycleGANConfig:
     channels, ``d_layers`` stride-2 convs, ``d_kernel`` kernel (paper: 64, 3, 4).
     """
 
-    transform: str = "invert"
-    loss: str = "least_squares"
+    transform: Transform = "invert"
+    loss: GANLoss = "least_squares"
     lambda_cycle: float = 10.0
     identity_weight: float = 0.0
     lr: float = 2e-4
@@ -81,19 +85,13 @@ class CycleGANConfig:
     num_blocks: int = 4
     num_down: int = 0
     in_kernel: int = 3
-    padding: str = "reflect"
+    padding: Padding = "reflect"
     d_width: int = 32
     d_layers: int = 2
     d_kernel: int = 4
 
     def validate(self):
-        if self.transform not in TRANSFORMS:
-            raise GMJaxError(f"unknown transform '{self.transform}'; choose one of {', '.join(TRANSFORMS)}")
-        if self.loss not in GAN_LOSSES:
-            raise GMJaxError(f"unknown loss '{self.loss}'; choose one of {', '.join(GAN_LOSSES)}")
         check_positive(self, "width", "num_blocks", "in_kernel", "d_width", "d_layers", "d_kernel")
-        if self.padding not in PADDINGS:
-            raise GMJaxError(f"unknown padding '{self.padding}'; choose one of {', '.join(PADDINGS)}")
         if self.num_down < 0:
             raise GMJaxError(f"num_down must be >= 0, got {self.num_down}")
         if self.in_kernel % 2 == 0:
@@ -118,7 +116,6 @@ class CycleGAN:
     default_train = {"steps": 2000, "batch_size": 64, "checkpoint_every": 500, "log_every": 100}
 
     def __init__(self, config: CycleGANConfig, spec: DataSpec):
-        config.validate()
         if spec.kind != "image":
             raise GMJaxError(f"cyclegan translates images, and {spec.name} holds {spec.kind}")
         h, w = spec.shape[0], spec.shape[1]
@@ -202,12 +199,12 @@ class CycleGAN:
         x_b = self.domain_b(jnp.roll(x, shift, axis=0))
         return self.to_model_space(x, k_a), self.to_model_space(x_b, k_b)
 
-    def loss(self, variables, batch, key, group: str = "discriminator"):
-        """The loss of ``group`` (see the module doc), the batch mean, and its metrics: for the generator
-        ``adv_ab``, ``adv_ba``, ``cycle`` and ``identity`` (the unweighted sums over both directions); for the
-        discriminator ``d_a``, ``d_b`` (its two losses) and the mean logits on real and fake images."""
-        if group not in ("discriminator", "generator"):
-            raise GMJaxError(f"unknown parameter group '{group}'; a CycleGAN has discriminator and generator")
+    def loss(self, variables, batch, key, *, group: str | None = None):
+        """The loss of ``group`` (required: discriminator or generator; see the module doc), the batch
+        mean, and its metrics: for the generator ``adv_ab``, ``adv_ba``, ``cycle`` and ``identity`` (the
+        unweighted sums over both directions); for the discriminator ``d_a``, ``d_b`` (its two losses) and
+        the mean logits on real and fake images."""
+        check_group(self, group)
         c = self.config
         a, b = self.unpaired_batch(batch, key)
         n = a.shape[0]
@@ -222,12 +219,12 @@ class CycleGAN:
             la, lb = self.critic(variables, jnp.concatenate([a, fake_a]), "a"), \
                 self.critic(variables, jnp.concatenate([b, fake_b]), "b")
             (ra, fa), (rb, fb) = (la[:n], la[n:]), (lb[:n], lb[n:])
-            d_a, d_b = discriminator_loss(ra, fa, c.loss), discriminator_loss(rb, fb, c.loss)
+            d_a, d_b = jnp.mean(discriminator_loss(ra, fa, kind=c.loss)), jnp.mean(discriminator_loss(rb, fb, kind=c.loss))
             metrics = {"d_a": d_a, "d_b": d_b, "d_a_real": jnp.mean(ra), "d_a_fake": jnp.mean(fa),
                        "d_b_real": jnp.mean(rb), "d_b_fake": jnp.mean(fb)}
             return d_a + d_b, metrics, variables["state"]
-        adv_ab = generator_loss(self.critic(variables, fake_b, "b"), c.loss)
-        adv_ba = generator_loss(self.critic(variables, fake_a, "a"), c.loss)
+        adv_ab = jnp.mean(generator_loss(self.critic(variables, fake_b, "b"), kind=c.loss))
+        adv_ba = jnp.mean(generator_loss(self.critic(variables, fake_a, "a"), kind=c.loss))
         cycle = (jnp.mean(cycle_consistency_loss(a, self.generate(variables, fake_b, "b_to_a")))
                  + jnp.mean(cycle_consistency_loss(b, self.generate(variables, fake_a, "a_to_b"))))
         loss = adv_ab + adv_ba + c.lambda_cycle * cycle
@@ -238,11 +235,11 @@ class CycleGAN:
             metrics["identity"] = identity
         return loss, metrics, variables["state"]
 
-    def log_prob(self, variables, x, key):
+    def log_prob(self, variables, x, key, *, labels=None):
         raise GMJaxError("CycleGAN has no likelihood (has_log_prob is False): it translates images between two "
                          "domains; judge its translations (e.g. the error against the known transform) instead")
 
-    def sample(self, variables, key, num, source=None, direction: str = "a_to_b"):
+    def sample(self, variables, key, num, *, source=None, direction: str = "a_to_b"):
         """Translations of ``source`` (data-space images [N, H, W, C] of the input domain; the first ``num``
         are used) -> data-space images [min(N, num), H, W, C] (uint8 like the dataset). Translation is
         deterministic; ``key`` is unused. ``gm-jax train`` passes the first test images as ``source``."""

@@ -14,7 +14,7 @@ import jax
 
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
-from gm_jax.models.base import check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
 from gm_jax.nets.time_mlp import TimeMLP
 from gm_jax.nets.unet import UNet
 
@@ -22,7 +22,7 @@ __all__ = ["Denoiser", "DenoiserNetConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DenoiserNetConfig:
+class DenoiserNetConfig(Config):
     """The network fields shared by the ddpm, score_sde and ncsn configs (which extend this class): a
     TimeMLP of widths ``hidden`` with an ``embed_dim`` time embedding on points; a DDPM U-Net with
     ``channels``, ``channel_mult``, ``num_res_blocks``, ``attention_resolutions`` and ``dropout`` on images."""
@@ -41,6 +41,9 @@ class DenoiserNetConfig:
         check_hidden(self, "channel_mult")
         if not 0.0 <= self.dropout < 1.0:
             raise GMJaxError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def validate(self):
+        self.validate_network()
 
 
 class Denoiser:

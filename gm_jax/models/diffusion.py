@@ -13,6 +13,7 @@ sees the 0-based step index t.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 import jax
@@ -22,14 +23,17 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import from_centres, to_centres
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.losses.score_matching import PREDICTIONS, ddpm_loss
+from gm_jax.losses.score_matching import ddpm_loss
+from gm_jax.processes.discrete import Prediction
 from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
 from gm_jax.models.base import check_positive
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
-from gm_jax.processes.discrete import cosine_beta_schedule, eps_from_prediction, linear_beta_schedule, make_schedule
-from gm_jax.samplers.diffusion import ddim_sample, ddpm_sample, guided_eps_fn
+from gm_jax.processes.discrete import cosine_beta_schedule, linear_beta_schedule, make_schedule
+from gm_jax.losses.vlb import VLBUnits
+from gm_jax.samplers.diffusion import TimestepSpacing, ddim_sample, ddpm_sample, guided_eps_fn
 
-SAMPLERS = ("ddpm", "ddim")
+Sampler = Literal["ddpm", "ddim"]
+SAMPLERS = typing.get_args(Sampler)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,40 +42,40 @@ class DDPMConfig(DenoiserNetConfig):
 
     Process: ``schedule`` linear (Ho et al.) | cosine (Nichol & Dhariwal) over ``num_steps`` steps.
     Network output: ``prediction`` eps | x0 | v; ``learn_variance`` adds the variance head trained by the
-    hybrid loss (weight ``vlb_weight``; needs prediction=eps), else the fixed ``variance`` beta | posterior.
+    hybrid loss (weight ``vlb_weight`` on L_vlb in ``vlb_units``, bits/dim as in Nichol & Dhariwal's code;
+    needs prediction=eps), else the fixed ``variance`` beta | posterior.
     Network on points: TimeMLP ``hidden``/``embed_dim``; on images: U-Net ``channels``, ``channel_mult``,
     ``num_res_blocks``, ``attention_resolutions``, ``dropout`` (the CIFAR-10 net of Ho et al. is
     channels=128, channel_mult=(1,2,2,2), num_res_blocks=2, attention_resolutions=(16,), dropout=0.1).
     Conditioning: ``conditional`` uses the dataset's labels, dropped to the null label with probability
     ``label_dropout`` for classifier-free guidance at scale ``guidance``.
-    Sampling: ``sampler`` ddpm | ddim with ``sample_steps`` (ddim; 0 = all) and ``eta``; images clip the
-    predicted x_0 to [-1, 1]. Evaluation: the bound summed over all steps (``eval_timesteps`` 0) or an
+    Sampling: ``sampler`` ddpm | ddim with ``sample_steps`` (ddim; 0 = all), ``eta`` and
+    ``timestep_spacing`` (ddim; see :func:`gm_jax.samplers.ddim_timesteps`); images clip the predicted x_0
+    to [-1, 1]. Evaluation: the bound summed over all steps (``eval_timesteps`` 0) or an
     unbiased estimate from that many sampled steps.
     """
 
     schedule: Literal["linear", "cosine"] = "linear"
     num_steps: int = 1000
-    prediction: Literal["eps", "x0", "v"] = "eps"
+    prediction: Prediction = "eps"
     learn_variance: bool = False
     variance: Literal["beta", "posterior"] = "beta"
     vlb_weight: float = 0.001
+    vlb_units: VLBUnits = "bits"
     conditional: bool = False
     label_dropout: float = 0.1
     guidance: float = 0.0
-    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sampler: Sampler = "ddpm"
     sample_steps: int = 0
     eta: float = 0.0
+    timestep_spacing: TimestepSpacing = "uniform"
     eval_timesteps: int = 0
 
     def validate(self):
         self.validate_network()
         check_positive(self, "num_steps")
-        if self.prediction not in PREDICTIONS:
-            raise GMJaxError(f"unknown prediction '{self.prediction}'; choose one of {', '.join(PREDICTIONS)}")
         if self.learn_variance and self.prediction != "eps":
             raise GMJaxError("learn_variance=true trains with the hybrid loss, which needs prediction=eps")
-        if self.sampler not in SAMPLERS:
-            raise GMJaxError(f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}")
         if not 0.0 <= self.label_dropout < 1.0:
             raise GMJaxError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         if not 0 <= self.sample_steps <= self.num_steps:
@@ -96,7 +100,6 @@ class DDPM:
                      "checkpoint_every": 2000}
 
     def __init__(self, config: DDPMConfig, spec: DataSpec):
-        config.validate()
         if spec.kind not in ("image", "points"):
             raise GMJaxError(f"ddpm models images or points, and {spec.name} holds {spec.kind}")
         if config.conditional and not spec.num_classes:
@@ -115,7 +118,8 @@ class DDPM:
     # --------------------------------------------------------------------------------------- network
     def output_fn(self, params, train: bool = False, key=None):
         """``(x_t, t[, labels]) -> raw output``: the configured prediction (eps, x0 or v), or
-        ``(eps, var_interp)`` with learned variances; shapes like x_t."""
+        ``(eps, var_interp)`` with learned variances; shapes like x_t. The callable the samplers of
+        :mod:`gm_jax.samplers` and the bound of :mod:`gm_jax.losses` take, with ``prediction=config.prediction``."""
         c = self.config
 
         def fn(x, t, labels=None):
@@ -126,14 +130,6 @@ class DDPM:
             return out.reshape(x.shape)
 
         return fn
-
-    def eps_fn(self, params, train: bool = False, key=None):
-        """``(x_t, t[, labels]) -> eps`` (or ``(eps, var_interp)`` with learned variances): the callable the
-        samplers of :mod:`gm_jax.samplers` and the bound of :mod:`gm_jax.losses` take."""
-        out_fn, c = self.output_fn(params, train, key), self.config
-        if c.learn_variance or c.prediction == "eps":
-            return out_fn
-        return lambda x, t, labels=None: eps_from_prediction(self.schedule, x, t, out_fn(x, t, labels), c.prediction)
 
     def _labels(self, batch):
         if not self.config.conditional:
@@ -172,7 +168,9 @@ class DDPM:
         fn = self.output_fn(variables["params"], train=True, key=k_drop)
         net = lambda x_t, t: fn(x_t, t, labels)
         if c.learn_variance:
-            per_example, vlb_t = hybrid_loss(net, self.schedule, x, k_loss, self.num_levels, c.vlb_weight)
+            per_example, aux = hybrid_loss(net, self.schedule, x, k_loss, num_levels=self.num_levels,
+                                           vlb_weight=c.vlb_weight, vlb_units=c.vlb_units, return_aux=True)
+            vlb_t = aux["vlb_term"]
             loss = per_example.mean()
             metrics = {"hybrid_loss": loss, "vlb_term_bits_per_dim": bits_per_dim(vlb_t.mean(), self.spec.num_dims)}
             return loss, metrics, variables["state"]
@@ -182,18 +180,18 @@ class DDPM:
     def _variance(self):
         return "learned" if self.config.learn_variance else self.config.variance
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         """-VLB [B]: a lower bound on log P(x) in nats (discrete images) or on log p(x) (points)."""
         c = self.config
         xm = self._to_model_space(x)
         labels = self._labels({"label": labels} if labels is not None else {})
-        fn = self.eps_fn(variables["params"])
-        vlb = diffusion_vlb(lambda x_t, t: fn(x_t, t, labels), self.schedule, xm, key, self.num_levels,
-                            self._variance(), c.eval_timesteps or None)
+        fn = self.output_fn(variables["params"])
+        vlb = diffusion_vlb(lambda x_t, t: fn(x_t, t, labels), self.schedule, xm, key, num_levels=self.num_levels,
+                            prediction=c.prediction, variance=self._variance(), num_timesteps=c.eval_timesteps or None)
         return -vlb
 
-    def sample(self, variables, key, num, sampler: str | None = None, steps: int | None = None,
-               guidance: float | None = None, labels=None):
+    def sample(self, variables, key, num, *, labels=None, sampler: str | None = None, steps: int | None = None,
+               guidance: float | None = None):
         """``num`` samples in data space. ``sampler`` ddpm | ddim (default ``config.sampler``); ``steps``: the
         DDIM step count (default ``config.sample_steps``, 0 = all; DDPM always runs every step);
         ``guidance`` the classifier-free guidance scale (conditional models; default ``config.guidance``);
@@ -205,7 +203,7 @@ class DDPM:
         guidance = c.guidance if guidance is None else guidance  # may be traced: one compile for every scale
         if not c.conditional and not (isinstance(guidance, (int, float)) and guidance == 0):
             raise GMJaxError("--guidance needs a conditional model (conditional=true)")
-        fn = self.eps_fn(variables["params"])
+        fn = self.output_fn(variables["params"])
         if c.conditional:
             if labels is None:
                 labels = jnp.arange(num) % self.spec.num_classes
@@ -213,19 +211,18 @@ class DDPM:
         else:
             net = lambda x_t, t: fn(x_t, t)
         shape = (num,) + tuple(self.spec.shape)
-        clip = self.spec.kind == "image"
+        clip = (-1.0, 1.0) if self.spec.kind == "image" else None
         if sampler == "ddpm":
             if steps not in (None, 0, c.num_steps):
                 raise GMJaxError(f"the ddpm sampler runs all {c.num_steps} steps; use --sampler ddim for {steps}")
-            y = ddpm_sample(net, self.schedule, key, shape, self._variance(), clip)
+            y = ddpm_sample(net, self.schedule, key, shape, prediction=c.prediction, variance=self._variance(),
+                            clip_x0=clip)
         else:
-            if c.learn_variance:
-                net_eps = lambda x_t, t: net(x_t, t)[0]
-            else:
-                net_eps = net
+            net_pred = (lambda x_t, t: net(x_t, t)[0]) if c.learn_variance else net
             n = steps or c.sample_steps or c.num_steps
-            y = ddim_sample(net_eps, self.schedule, key, shape, n, c.eta, clip)
+            y = ddim_sample(net_pred, self.schedule, key, shape, num_steps=n, eta=c.eta, spacing=c.timestep_spacing,
+                            prediction=c.prediction, clip_x0=clip)
         return self._from_model_space(y)
 
 
-__all__ = ["SAMPLERS", "DDPM", "DDPMConfig"]
+__all__ = ["SAMPLERS", "Sampler", "DDPM", "DDPMConfig"]

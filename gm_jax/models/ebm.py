@@ -28,7 +28,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.energy import contrastive_divergence_loss
-from gm_jax.models.base import check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
 from gm_jax.nets.energy import EnergyConvNet, EnergyMLP
 from gm_jax.samplers.langevin import (langevin_sample, replay_buffer_init, replay_buffer_sample, replay_buffer_update,
                                       uniform_init)
@@ -37,7 +37,7 @@ __all__ = ["EBM", "EBMConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class EBMConfig:
+class EBMConfig(Config):
     """EBM hyper-parameters.
 
     Network: ``hidden`` widths of the swish MLP (points) or ``channels`` of the conv net (images).
@@ -92,7 +92,6 @@ class EBM:
     default_train = {"steps": 5000, "lr": 1e-4, "warmup_steps": 100, "checkpoint_every": 1000}
 
     def __init__(self, config: EBMConfig, spec: DataSpec):
-        config.validate()
         if spec.kind not in ("image", "points"):
             raise GMJaxError(f"ebm models images or points, and {spec.name} holds {spec.kind}")
         self.config, self.spec = config, spec
@@ -116,7 +115,8 @@ class EBM:
     def _chain(self, params, key, x_init, steps):
         """``steps`` Langevin steps on the energy with ``params`` held fixed (no gradient to theta)."""
         c = self.config
-        return langevin_sample(self.energy_fn(jax.lax.stop_gradient(params)), key, x_init, steps, c.step_size,
+        return langevin_sample(self.energy_fn(jax.lax.stop_gradient(params)), key, x_init, num_steps=steps,
+                               step_size=c.step_size,
                                noise_scale=None if c.noise_scale < 0 else c.noise_scale,
                                grad_clip=c.grad_clip or None,
                                clip_range=(-1.0, 1.0) if self.spec.kind == "image" else None)
@@ -146,16 +146,19 @@ class EBM:
         x_pos = self._to_model_space(batch[self.spec.data_key], k_data)
         x_init, indices = replay_buffer_sample(buffer, k_buf, x_pos.shape[0], c.reinit_prob, self._init_fn)
         x_neg = jax.lax.stop_gradient(self._chain(params, k_chain, x_init, c.langevin_steps))
-        per_example, metrics = contrastive_divergence_loss(self.energy_fn(params), x_pos, x_neg, c.alpha)
+        per_example, aux = contrastive_divergence_loss(self.energy_fn(params), x_pos, x_neg, alpha=c.alpha,
+                                                       return_aux=True)
+        e_pos, e_neg = aux["e_pos"].mean(), aux["e_neg"].mean()
+        metrics = {"e_pos": e_pos, "e_neg": e_neg, "cd_gap": e_pos - e_neg}
         new_state = {**variables["state"], "buffer": replay_buffer_update(buffer, indices, x_neg)}
         return jnp.mean(per_example), metrics, new_state
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         raise GMJaxError("ebm defines only an unnormalised density exp(-E(x)) (has_log_prob is False); "
                          "evaluate it with sample-based metrics instead")
 
-    def sample(self, variables, key, num, sampler: str | None = None, steps: int | None = None,
-               from_buffer: bool = False, labels=None):
+    def sample(self, variables, key, num, *, labels=None, sampler: str | None = None, steps: int | None = None,
+               from_buffer: bool = False):
         """``num`` samples in data space ([num, *shape]: integer images or float32 points).
 
         Langevin chains (sampler ``"langevin"``, the only one) of ``steps`` steps (default

@@ -21,9 +21,12 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, dequantize, quantize
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import nll
-from gm_jax.models.base import check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
+from gm_jax.nets.adapters import flax_conditioner
 from gm_jax.nets.made import MADE
 from gm_jax.samplers.flow import reverse_flow_sample
+
+__all__ = ["RealNVPConfig", "RealNVP", "GlowConfig", "Glow", "MAFConfig", "MAF", "SplineFlowConfig", "SplineFlow"]
 
 
 def _check_common(config):
@@ -52,7 +55,6 @@ class _FlowModel:
     flatten = False
 
     def __init__(self, config, spec: DataSpec):
-        config.validate()
         self.config, self.spec = config, spec
         self.logit = F.Logit(config.logit_alpha)
         self.flow = self._build_flow(config, spec)
@@ -85,7 +87,7 @@ class _FlowModel:
         x, _ = self._to_model_space(example_batch[self.spec.data_key], k_data)
         return {"params": jax.jit(_init_with_rbg, static_argnums=0)(self.flow, k_flow, x), "state": {}}
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         """log p(x) [B] in nats per example: exact for points, the dequantization bound (one noise draw
         from ``key``) relative to the discrete data for images. ``labels`` is accepted and ignored."""
         xm, log_det = self._to_model_space(x, key)
@@ -96,11 +98,12 @@ class _FlowModel:
         mean_nll, bpd = nll(self.log_prob(variables, batch[self.spec.data_key], key), self.spec.num_dims)
         return mean_nll, {"nll_nats": mean_nll, "bits_per_dim": bpd}, variables["state"]
 
-    def sample(self, variables, key, num, temperature: float = 1.0, labels=None):
+    def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0):
         """``num`` samples in data space ([num, *shape]: uint8 images or float32 points), drawn as
         z ~ N(0, temperature^2 I) through the inverse flow."""
         inverse = lambda z: self.flow.inverse(variables["params"], z)[0]
-        return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num), temperature))
+        return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num),
+                                                          temperature=temperature))
 
 
 def _init_with_rbg(flow, key, x):
@@ -123,7 +126,7 @@ def _image_levels_check(name, spec, num_levels, num_squeezes):
 
 
 @dataclasses.dataclass(frozen=True)
-class RealNVPConfig:
+class RealNVPConfig(Config):
     """RealNVP (Dinh et al. 2017): at each scale but the last, ``coupling_pairs`` pairs of checkerboard
     affine couplings, a squeeze, ``coupling_pairs`` pairs of channel couplings, then half the channels
     are factored out; the last scale has checkerboard couplings only. Each pair starts with ActNorm
@@ -157,22 +160,22 @@ class RealNVP(_FlowModel):
 
     def _build_flow(self, config, spec):
         if spec.kind == "points":
-            cond = lambda: F.MLPConditioner(num_params=2, hidden=tuple(config.hidden))
-            pair = F.chain(F.affine_coupling(cond(), "half", 0, config.max_log_scale),
-                           F.affine_coupling(cond(), "half", 1, config.max_log_scale))
+            cond = F.mlp_conditioner(2, hidden=config.hidden)
+            pair = F.chain(F.affine_coupling(cond, "half", parity=0, max_log_scale=config.max_log_scale),
+                           F.affine_coupling(cond, "half", parity=1, max_log_scale=config.max_log_scale))
             return F.repeat(pair, config.coupling_pairs)
         _image_levels_check("realnvp", spec, config.num_scales, config.num_scales - 1)
-        cond = lambda: F.ConvConditioner(num_params=2, channels=config.channels, num_blocks=config.num_blocks)
+        cond = F.conv_conditioner(2, channels=config.channels, num_blocks=config.num_blocks)
         pair = lambda mask: F.repeat(F.chain(
-            F.ActNorm(), F.affine_coupling(cond(), mask, 0, config.max_log_scale),
-            F.affine_coupling(cond(), mask, 1, config.max_log_scale)), config.coupling_pairs)
+            F.ActNorm(), F.affine_coupling(cond, mask, parity=0, max_log_scale=config.max_log_scale),
+            F.affine_coupling(cond, mask, parity=1, max_log_scale=config.max_log_scale)), config.coupling_pairs)
         levels = [F.chain(pair("checkerboard"), F.Squeeze(), pair("channel")) for _ in range(config.num_scales - 1)]
         levels.append(pair("checkerboard"))
         return F.MultiScale(tuple(levels), tuple(spec.shape))
 
 
 @dataclasses.dataclass(frozen=True)
-class GlowConfig:
+class GlowConfig(Config):
     """Glow (Kingma & Dhariwal 2018): ``num_levels`` levels of squeeze + ``steps_per_level`` steps of
     (ActNorm, LU 1x1 convolution, affine or additive channel coupling), factoring out half the channels
     after every level but the last."""
@@ -189,8 +192,6 @@ class GlowConfig:
         check_positive(self, "num_levels", "steps_per_level", "channels")
         if self.num_blocks < 0:
             raise GMJaxError(f"num_blocks must be >= 0, got {self.num_blocks}")
-        if self.coupling not in ("affine", "additive"):
-            raise GMJaxError(f"coupling must be affine or additive, got {self.coupling}")
         _check_common(self)
 
 
@@ -203,9 +204,9 @@ class Glow(_FlowModel):
     def _build_flow(self, config, spec):
         _image_levels_check("glow", spec, config.num_levels, config.num_levels)
         p = 2 if config.coupling == "affine" else 1
-        cond = F.ConvConditioner(num_params=p, channels=config.channels, num_blocks=config.num_blocks)
-        coupling = (F.affine_coupling(cond, "channel", 0, config.max_log_scale) if config.coupling == "affine"
-                    else F.additive_coupling(cond, "channel", 0))
+        cond = F.conv_conditioner(p, channels=config.channels, num_blocks=config.num_blocks)
+        coupling = (F.affine_coupling(cond, "channel", max_log_scale=config.max_log_scale)
+                    if config.coupling == "affine" else F.additive_coupling(cond, "channel"))
         step = F.chain(F.ActNorm(), F.Invertible1x1Conv(), coupling)
         level = F.chain(F.Squeeze(), F.repeat(step, config.steps_per_level))
         return F.MultiScale((level,) * config.num_levels, tuple(spec.shape))
@@ -213,7 +214,7 @@ class Glow(_FlowModel):
 
 # ---------------------------------------------------------------------------------------- vector flows
 @dataclasses.dataclass(frozen=True)
-class MAFConfig:
+class MAFConfig(Config):
     """MAF (Papamakarios et al. 2017): ``num_layers`` masked autoregressive layers (MADE with ``hidden``
     widths), the order reversed between layers; ``transformer`` affine (MAF) or spline (autoregressive
     neural spline flow, ``num_bins`` bins on [-spline_bound, spline_bound]). Images are flattened."""
@@ -229,8 +230,6 @@ class MAFConfig:
     def validate(self):
         check_positive(self, "num_layers")
         check_hidden(self)
-        if self.transformer not in ("affine", "spline"):
-            raise GMJaxError(f"transformer must be affine or spline, got {self.transformer}")
         _check_spline(self)
         _check_common(self)
 
@@ -244,15 +243,17 @@ class MAF(_FlowModel):
 
     def _build_flow(self, config, spec):
         if config.transformer == "affine":
-            layer = F.maf_layer(MADE(2, tuple(config.hidden), zero_init_output=True), config.max_log_scale)
+            made = flax_conditioner(MADE(2, tuple(config.hidden), zero_init_output=True))
+            layer = F.maf_layer(made, max_log_scale=config.max_log_scale)
         else:
-            made = MADE(F.spline_num_params(config.num_bins), tuple(config.hidden), zero_init_output=True)
-            layer = F.autoregressive_spline_layer(made, config.num_bins, config.spline_bound)
+            made = flax_conditioner(MADE(F.spline_num_params(config.num_bins), tuple(config.hidden),
+                                         zero_init_output=True))
+            layer = F.autoregressive_spline_layer(made, num_bins=config.num_bins, bound=config.spline_bound)
         return F.repeat(F.chain(layer, F.Reverse()), config.num_layers)
 
 
 @dataclasses.dataclass(frozen=True)
-class SplineFlowConfig:
+class SplineFlowConfig(Config):
     """Neural spline flow (Durkan et al. 2019): ``num_layers`` blocks of an LU linear mixing layer followed
     by either two rational-quadratic spline couplings with complementary half masks (``kind=coupling``)
     or one autoregressive spline layer (``kind=autoregressive``). Splines have ``num_bins`` bins on
@@ -268,8 +269,6 @@ class SplineFlowConfig:
     def validate(self):
         check_positive(self, "num_layers")
         check_hidden(self)
-        if self.kind not in ("coupling", "autoregressive"):
-            raise GMJaxError(f"kind must be coupling or autoregressive, got {self.kind}")
         _check_spline(self)
         _check_common(self)
 
@@ -287,11 +286,12 @@ class SplineFlow(_FlowModel):
                              "use --set kind=autoregressive")
         p = F.spline_num_params(config.num_bins)
         if config.kind == "coupling":
-            cond = lambda: F.MLPConditioner(num_params=p, hidden=tuple(config.hidden))
-            spline = lambda parity: F.spline_coupling(cond(), "half", parity, config.num_bins, config.spline_bound)
+            cond = F.mlp_conditioner(p, hidden=config.hidden)
+            spline = lambda parity: F.spline_coupling(cond, "half", parity=parity, num_bins=config.num_bins,
+                                                      bound=config.spline_bound)
             block = F.chain(F.Invertible1x1Conv(), spline(0), spline(1))
         else:
-            made = MADE(p, tuple(config.hidden), zero_init_output=True)
+            made = flax_conditioner(MADE(p, tuple(config.hidden), zero_init_output=True))
             block = F.chain(F.Invertible1x1Conv(),
-                            F.autoregressive_spline_layer(made, config.num_bins, config.spline_bound))
+                            F.autoregressive_spline_layer(made, num_bins=config.num_bins, bound=config.spline_bound))
         return F.repeat(block, config.num_layers)

@@ -24,6 +24,7 @@ MLP networks (``hidden``).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 import jax
@@ -32,22 +33,26 @@ import jax.numpy as jnp
 from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
-from gm_jax.losses.adversarial import GAN_LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty, \
+from gm_jax.losses.adversarial import GANLoss, discriminator_loss, generator_loss, gradient_penalty, r1_penalty, \
     r2_penalty
-from gm_jax.models.base import check_hidden, check_positive, rbg_key
-from gm_jax.nets.gan import (DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, ResNetGenerator,
-                            StyleGenerator)
+from gm_jax.models.base import Config, check_group, check_hidden, check_positive, rbg_key
+from gm_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.nets.gan_mlp import MLPDiscriminator, MLPGenerator
+from gm_jax.nets.resnet_gan import ResNetDiscriminator, ResNetGenerator
+from gm_jax.nets.stylegan import StyleGenerator
 from gm_jax.samplers.interpolation import lerp, slerp
 
-__all__ = ["GAN", "GANConfig", "DCGANConfig", "WGANGPConfig", "SNGANConfig", "StyleGANSmallConfig", "PENALTIES"]
+__all__ = ["GAN", "GANConfig", "DCGANConfig", "WGANGPConfig", "SNGANConfig", "StyleGANSmallConfig", "PENALTIES",
+           "ARCHITECTURES", "Penalty", "Architecture"]
 
-PENALTIES = ("none", "gp", "r1", "r2")
-ARCHITECTURES = ("dcgan", "resnet", "style")
+Penalty = Literal["none", "gp", "r1", "r2"]
+Architecture = Literal["dcgan", "resnet", "style"]
+PENALTIES = typing.get_args(Penalty)
+ARCHITECTURES = typing.get_args(Architecture)
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig:
+class GANConfig(Config):
     """GAN hyper-parameters.
 
     Objective: ``loss`` (one of GAN_LOSSES), ``penalty`` (none | gp | r1 | r2) times ``penalty_weight``,
@@ -60,8 +65,8 @@ class GANConfig:
     the networks in bf16 with float32 parameters; losses and penalties stay float32.
     """
 
-    loss: str = "non_saturating"
-    penalty: str = "none"
+    loss: GANLoss = "non_saturating"
+    penalty: Penalty = "none"
     penalty_weight: float = 10.0
     weight_clip: float = 0.0
     n_critic: int = 1
@@ -69,7 +74,7 @@ class GANConfig:
     lr_discriminator: float = 2e-4
     b1: float = 0.5
     b2: float = 0.999
-    architecture: Literal["dcgan", "resnet", "style"] = "dcgan"
+    architecture: Architecture = "dcgan"
     width: int = 64
     mapping_layers: int = 4
     hidden: tuple[int, ...] = (128, 128, 128)
@@ -78,12 +83,6 @@ class GANConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
-        if self.loss not in GAN_LOSSES:
-            raise GMJaxError(f"unknown loss '{self.loss}'; choose one of {', '.join(GAN_LOSSES)}")
-        if self.penalty not in PENALTIES:
-            raise GMJaxError(f"unknown penalty '{self.penalty}'; choose one of {', '.join(PENALTIES)}")
-        if self.architecture not in ARCHITECTURES:
-            raise GMJaxError(f"unknown architecture '{self.architecture}'; choose one of {', '.join(ARCHITECTURES)}")
         check_positive(self, "n_critic", "width", "mapping_layers", "latent_dim")
         check_hidden(self)
         if self.lr_generator <= 0 or self.lr_discriminator <= 0:
@@ -92,8 +91,6 @@ class GANConfig:
         if self.penalty_weight < 0 or self.weight_clip < 0:
             raise GMJaxError(f"penalty_weight and weight_clip must be >= 0, got {self.penalty_weight}, "
                              f"{self.weight_clip}")
-        if self.compute_dtype not in ("float32", "bfloat16"):
-            raise GMJaxError(f"compute_dtype must be float32 or bfloat16, got '{self.compute_dtype}'")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0):
             raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
 
@@ -108,8 +105,8 @@ class WGANGPConfig(GANConfig):
     """WGAN-GP (Gulrajani et al. 2017, Algorithm 1): Wasserstein critic, penalty weight 10, 5 critic
     updates per generator update, Adam lr 1e-4, betas (0, 0.9)."""
 
-    loss: str = "wasserstein"
-    penalty: str = "gp"
+    loss: GANLoss = "wasserstein"
+    penalty: Penalty = "gp"
     n_critic: int = 5
     lr_generator: float = 1e-4
     lr_discriminator: float = 1e-4
@@ -122,9 +119,9 @@ class SNGANConfig(GANConfig):
     """SNGAN (Miyato et al. 2018, the ResNet CIFAR setting): spectrally normalised ResNet critic, hinge
     loss, 5 critic updates, Adam lr 2e-4, betas (0, 0.9); width 128 (the paper's critic)."""
 
-    loss: str = "hinge"
+    loss: GANLoss = "hinge"
     width: int = 128
-    architecture: Literal["dcgan", "resnet", "style"] = "resnet"
+    architecture: Architecture = "resnet"
     n_critic: int = 5
     b1: float = 0.0
     b2: float = 0.9
@@ -135,8 +132,8 @@ class StyleGANSmallConfig(GANConfig):
     """A small style-based generator (Karras et al. 2019): mapping network and AdaIN-modulated synthesis,
     non-saturating loss with R1 (gamma 10), Adam lr 1e-3, betas (0, 0.99)."""
 
-    architecture: Literal["dcgan", "resnet", "style"] = "style"
-    penalty: str = "r1"
+    architecture: Architecture = "style"
+    penalty: Penalty = "r1"
     lr_generator: float = 1e-3
     lr_discriminator: float = 1e-3
     b1: float = 0.0
@@ -151,7 +148,6 @@ class GAN:
     default_train = {"steps": 5000, "batch_size": 64, "ema_decay": 0.999, "checkpoint_every": 1000}
 
     def __init__(self, config: GANConfig, spec: DataSpec):
-        config.validate()
         if spec.kind not in ("image", "points"):
             raise GMJaxError(f"gan models images or points, and {spec.name} holds {spec.kind}")
         if config.conditional and not spec.num_classes:
@@ -211,9 +207,10 @@ class GAN:
         return {"params": {"generator": g_params, "discriminator": d_params},
                 "state": {"generator": g_state, "discriminator": d_state}}
 
-    def loss(self, variables, batch, key, group: str = "discriminator"):
-        """The loss of ``group`` (discriminator: its objective plus the penalty; generator: its objective),
-        the batch mean; metrics ``d_real`` and ``d_fake`` (mean logits) and the penalty."""
+    def loss(self, variables, batch, key, *, group: str | None = None):
+        """The loss of ``group`` (required: discriminator, its objective plus the penalty; generator, its
+        objective), the batch mean; metrics ``d_real`` and ``d_fake`` (mean logits) and the penalty."""
+        check_group(self, group)
         c = self.config
         k_data, k_z, k_pen, k_noise = jax.random.split(key, 4)
         real, _ = data_to_model_space(self.spec, batch[self.spec.data_key], k_data)
@@ -223,16 +220,14 @@ class GAN:
         state = {**variables["state"], "generator": g_state}
         if group == "generator":
             d_fake, _ = self.critic({**variables, "state": state}, fake, labels, train=False)
-            loss = generator_loss(d_fake, c.loss)
+            loss = jnp.mean(generator_loss(d_fake, kind=c.loss))
             return loss, {"d_fake": jnp.mean(d_fake)}, state
-        if group != "discriminator":
-            raise GMJaxError(f"unknown parameter group '{group}'; a GAN has discriminator and generator")
         fake = jax.lax.stop_gradient(fake)
         # One critic call on real and fake together: one spectral-norm / statistics update per step.
         logits, d_state = self.critic({**variables, "state": state}, jnp.concatenate([real, fake]),
                                       None if labels is None else jnp.concatenate([labels, labels]), train=True)
         d_real, d_fake = logits[: real.shape[0]], logits[real.shape[0]:]
-        loss = discriminator_loss(d_real, d_fake, c.loss)
+        loss = jnp.mean(discriminator_loss(d_real, d_fake, kind=c.loss))
         metrics = {"d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake)}
         if c.penalty != "none":
             frozen = {**variables, "state": {**state, "discriminator": d_state}}
@@ -247,7 +242,7 @@ class GAN:
             metrics[c.penalty] = penalty
         return loss, metrics, {**state, "discriminator": d_state}
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         raise GMJaxError("GANs define no likelihood (has_log_prob is False); evaluate samples with FID/KID or "
                          "precision/recall instead")
 
@@ -256,7 +251,7 @@ class GAN:
             return None
         return jnp.arange(num) % self.num_classes if labels is None else jnp.asarray(labels, jnp.int32)
 
-    def sample(self, variables, key, num, labels=None, temperature: float = 1.0):
+    def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0):
         """``num`` samples in data space: G(z) with z ~ N(0, temperature^2 I) (temperature < 1 is the
         truncation of Brock et al. 2019 in its simplest form). Conditional models take ``labels`` [num]
         (default 0, 1, 2, ... cycling over the classes)."""

@@ -28,6 +28,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import dsm_loss
+from gm_jax.processes.noise_levels import geometric_noise_levels
 from gm_jax.models.base import check_positive
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.samplers.langevin import annealed_langevin_sample
@@ -69,9 +70,9 @@ class NCSNConfig(DenoiserNetConfig):
         if self.step_lr <= 0 or self.time_scale <= 0:
             raise GMJaxError(f"step_lr and time_scale must be > 0, got {self.step_lr}, {self.time_scale}")
 
-    def sigmas(self) -> np.ndarray:
+    def sigmas(self) -> jax.Array:
         """The noise levels [L], decreasing geometrically from sigma_max to sigma_min (float32)."""
-        return np.geomspace(self.sigma_max, self.sigma_min, self.num_scales).astype(np.float32)
+        return geometric_noise_levels(self.sigma_max, self.sigma_min, self.num_scales)
 
 
 class NCSN:
@@ -83,7 +84,6 @@ class NCSN:
                      "checkpoint_every": 2000}
 
     def __init__(self, config: NCSNConfig, spec: DataSpec):
-        config.validate()
         if spec.kind not in ("image", "points"):
             raise GMJaxError(f"ncsn models images or points, and {spec.name} holds {spec.kind}")
         self.config, self.spec = config, spec
@@ -121,15 +121,15 @@ class NCSN:
         a level drawn uniformly per example; not a likelihood); metrics dsm_loss and dsm_loss_per_dim."""
         k_data, k_loss, k_drop = jax.random.split(key, 3)
         x = self._to_model_space(batch[self.spec.data_key], k_data)
-        per_example = dsm_loss(self.score_fn(variables["params"], True, k_drop), x, self.sigmas, k_loss)
+        per_example = dsm_loss(self.score_fn(variables["params"], True, k_drop), self.sigmas, x, k_loss)
         loss = jnp.mean(per_example)
         return loss, {"dsm_loss": loss, "dsm_loss_per_dim": loss / self.spec.num_dims}, variables["state"]
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         raise GMJaxError("ncsn learns scores only, not a normalised density (has_log_prob is False); use "
                          "score_sde for likelihoods")
 
-    def sample(self, variables, key, num, sampler: str | None = None, steps: int | None = None, labels=None):
+    def sample(self, variables, key, num, *, labels=None, sampler: str | None = None, steps: int | None = None):
         """``num`` samples in data space ([num, *shape]: integer images or float32 points) by annealed
         Langevin dynamics (sampler ``"annealed_langevin"``, the only one) with ``steps`` steps per level
         (default ``config.steps_per_sigma``). ``labels`` is accepted and ignored."""
@@ -139,5 +139,5 @@ class NCSN:
         k_init, k_chain = jax.random.split(key)
         x_init = c.sigma_max * jax.random.normal(k_init, (num,) + tuple(self.spec.shape))
         y = annealed_langevin_sample(self.score_fn(variables["params"]), self.sigmas, k_chain, x_init,
-                                     steps or c.steps_per_sigma, c.step_lr, c.denoise)
+                                     steps_per_sigma=steps or c.steps_per_sigma, step_lr=c.step_lr, denoise=c.denoise)
         return self._from_model_space(y)

@@ -19,14 +19,17 @@ from gm_jax.data.preprocess import binarize, dequantize, from_centres, quantize,
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.elbo import elbo, iwae_bound
 from gm_jax.losses.likelihood import bits_per_dim
+from gm_jax.models.base import Config, check_hidden, check_positive
 from gm_jax.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from gm_jax.samplers.interpolation import lerp, slerp
+
+__all__ = ["VAEConfig", "VAE"]
 
 _MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scale; keeps bins' log-mass finite
 
 
 @dataclasses.dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(Config):
     """VAE hyper-parameters.
 
     likelihood: ``discretized_logistic`` (integer images, exact discrete mass), ``bernoulli`` (dynamically
@@ -46,12 +49,10 @@ class VAEConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self):
-        if self.latent_dim < 1:
-            raise GMJaxError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        check_positive(self, "latent_dim", "conv_channels", "eval_importance_samples", "eval_chunk_size")
+        check_hidden(self)
         if self.beta < 0:
             raise GMJaxError(f"beta must be >= 0, got {self.beta}")
-        if self.eval_importance_samples < 1 or self.eval_chunk_size < 1:
-            raise GMJaxError("eval_importance_samples and eval_chunk_size must be >= 1")
 
 
 _NUM_PARAMS = {"discretized_logistic": 2, "bernoulli": 1, "gaussian": 2}
@@ -66,7 +67,6 @@ class VAE:
     default_train = {"steps": 2000, "schedule": "cosine", "warmup_steps": 100, "checkpoint_every": 500}
 
     def __init__(self, config: VAEConfig, spec: DataSpec):
-        config.validate()
         if spec.kind == "points" and config.likelihood != "gaussian":
             raise GMJaxError(f"{spec.name} holds continuous points: use --set likelihood=gaussian "
                              f"(got {config.likelihood})")
@@ -151,7 +151,7 @@ class VAE:
         k_data, k_z = jax.random.split(key)
         x, log_det = self._to_model_space(batch[self.spec.data_key], k_data)
         objective, aux = elbo(self._encode(params, labels), self._log_likelihood(params, labels), x, k_z,
-                              beta=self.config.beta)
+                              beta=self.config.beta, return_aux=True)
         nll_bound = -(aux["reconstruction"] - aux["kl"] + log_det)
         metrics = {
             "kl": aux["kl"].mean(),
@@ -161,7 +161,7 @@ class VAE:
         }
         return -objective.mean(), metrics, variables["state"]
 
-    def log_prob(self, variables, x, key, labels=None):
+    def log_prob(self, variables, x, key, *, labels=None):
         """IWAE estimate of log P(x) [B] in nats relative to the discrete data (a lower bound)."""
         params = variables["params"]
         oh = self._labels({"label": labels} if labels is not None else {})
@@ -188,7 +188,7 @@ class VAE:
         y = mean if key is None else mean + jnp.exp(log_scale) * jax.random.logistic(key, mean.shape)
         return from_centres(y, k)
 
-    def sample(self, variables, key, num, labels=None, mode: str = "mean"):
+    def sample(self, variables, key, num, *, labels=None, mode: str = "mean"):
         """Ancestral sampling: z ~ N(0, I), then the decoder mean (``mode="mean"``) or a draw from p(x|z).
 
         Conditional models take ``labels`` [num] (default: 0, 1, 2, ... cycling over the classes).

@@ -13,6 +13,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+__all__ = ["ConvClassifier"]
+
 
 class ConvClassifier(nn.Module):
     """3x3 conv stack -> global average pool -> dense ReLU features -> class logits.

@@ -20,16 +20,18 @@ float32.
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from gm_jax.errors import GMJaxError
 
-__all__ = ["ResNetTranslator", "PatchDiscriminator", "padded_conv", "PADDINGS"]
+__all__ = ["ResNetTranslator", "PatchDiscriminator", "padded_conv", "PADDINGS", "Padding"]
 
-PADDINGS = ("reflect", "zero")
+Padding = Literal["reflect", "zero"]
+PADDINGS = typing.get_args(Padding)
 
 _F32 = jnp.float32
 _INIT = nn.initializers.normal(0.02)  # the paper's weight init, N(0, 0.02) (Zhu et al. 2017, sec. 7.1)

@@ -15,7 +15,7 @@ torch-fidelity (``FeatureExtractorInceptionV3``). It differs from the standard (
 
 Submodule names are those of pytorch-fid's module tree (``Conv2d_1a_3x3``, ``Mixed_5b/branch5x5_1``, each
 BasicConv with children ``conv`` and ``bn``, and ``fc``), so its state dict converts by a pure rename
-(``gm_jax.metrics.inception.convert_state_dict``).
+(``gm_jax.metrics.inception_weights.convert_state_dict``).
 
 Input: float32 NHWC, already resized and normalised to about [-1, 1] (see
 ``gm_jax.metrics.inception.preprocess_for_inception``); any spatial size >= 75 (299 for the standard

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = ["MADE", "made_orderings"]
+
 
 def made_orderings(num_inputs: int, num_orderings: int = 1, seed: int = 0, natural_first: bool = True) -> np.ndarray:
     """Positions int32 [num_orderings, D]: ``out[k, j]`` is the generation step of input j under ordering k.

@@ -7,6 +7,8 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+__all__ = ["MLP"]
+
 
 class MLP(nn.Module):
     """Dense layers with an activation between them (none after the last).

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = ["GatedPixelCNN", "dmol_num_params", "MIN_LOG_SCALE"]
+
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scale; keeps bins' log-mass finite
 
 

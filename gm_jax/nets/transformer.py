@@ -28,6 +28,8 @@ import numpy as np
 
 from gm_jax.nets.mlp import MLP
 
+__all__ = ["CausalTransformer", "CausalSelfAttention", "DecoderBlock", "sinusoidal_init"]
+
 # Unit-variance token embeddings, the same scale as the sinusoidal position embeddings they are added to.
 _TOKEN_INIT = nn.initializers.normal(stddev=1.0)
 

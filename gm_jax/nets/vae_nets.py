@@ -15,6 +15,8 @@ import numpy as np
 
 from gm_jax.nets.mlp import MLP
 
+__all__ = ["MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder"]
+
 _F32 = jnp.float32
 
 

@@ -25,14 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.errors import GMJaxError
+from gm_jax.shapes import check_batch_values, check_output
+from gm_jax.shapes import per_example as _per_example
 
-__all__ = ["langevin_sample", "annealed_langevin_sample", "uniform_init", "replay_buffer_init",
-           "replay_buffer_sample", "replay_buffer_update"]
-
-
-def _per_example(values, x):
-    """[B] -> broadcastable against x [B, ...]."""
-    return values.reshape(values.shape + (1,) * (x.ndim - 1))
+__all__ = ["langevin_sample", "langevin_step", "annealed_langevin_sample", "annealed_langevin_step", "uniform_init",
+           "replay_buffer_init", "replay_buffer_sample", "replay_buffer_update"]
 
 
 def _check_count(name, value):
@@ -53,7 +50,20 @@ def _clip_by_norm(g, max_norm):
     return g * _per_example(scale, g)
 
 
-def langevin_sample(energy_fn, key, x_init, num_steps: int, step_size, noise_scale=None, grad_clip=None,
+def langevin_step(energy_fn, x, key, *, step_size, noise_scale=None, grad_clip=None, clip_range=None):
+    """One step x <- x - step_size ∇E(x) + noise_scale z (then the optional clipping and clamping of
+    :func:`langevin_sample`, whose kernel this is; options as there). Returns x [B, ...]."""
+    noise = jnp.sqrt(2.0 * jnp.asarray(step_size, jnp.float32)) if noise_scale is None else noise_scale
+    g = jax.grad(lambda y: jnp.sum(check_batch_values("langevin_step", "energy_fn(x)", energy_fn(y), y.shape[0])))(x)
+    if grad_clip is not None:
+        g = _clip_by_norm(g, grad_clip)
+    x = x - step_size * g + noise * jax.random.normal(key, x.shape)
+    if clip_range is not None:
+        x = jnp.clip(x, clip_range[0], clip_range[1])
+    return x
+
+
+def langevin_sample(energy_fn, key, x_init, *, num_steps: int, step_size, noise_scale=None, grad_clip=None,
                     clip_range=None):
     """Unadjusted Langevin dynamics on an energy: x <- x - step_size * ∇E(x) + noise_scale * N(0, I).
 
@@ -95,27 +105,24 @@ def langevin_sample(energy_fn, key, x_init, num_steps: int, step_size, noise_sca
     x_init = jnp.asarray(x_init, jnp.float32)
     if x_init.ndim < 1:
         raise GMJaxError(f"x_init must be a batch [B, ...], got shape {x_init.shape}")
-    out = jax.eval_shape(energy_fn, x_init)  # trace-time check, no compute
-    if getattr(out, "shape", None) != (x_init.shape[0],):
-        raise GMJaxError(f"energy_fn must return one energy per example, shape ({x_init.shape[0]},); "
-                         f"got {getattr(out, 'shape', out)}")
-    noise = jnp.sqrt(2.0 * jnp.asarray(step_size, jnp.float32)) if noise_scale is None else noise_scale
-    grad_fn = jax.grad(lambda x: jnp.sum(energy_fn(x)))
+    check_batch_values("langevin_sample", "energy_fn(x)", jax.eval_shape(energy_fn, x_init), x_init.shape[0])
 
     def step(x, k):
-        g = grad_fn(x)
-        if grad_clip is not None:
-            g = _clip_by_norm(g, grad_clip)
-        x = x - step_size * g + noise * jax.random.normal(k, x.shape)
-        if clip_range is not None:
-            x = jnp.clip(x, clip_range[0], clip_range[1])
-        return x, None
+        return langevin_step(energy_fn, x, k, step_size=step_size, noise_scale=noise_scale, grad_clip=grad_clip,
+                             clip_range=clip_range), None
 
     x, _ = jax.lax.scan(step, x_init, jax.random.split(key, num_steps))
     return x
 
 
-def annealed_langevin_sample(score_fn, sigmas, key, x_init, steps_per_sigma: int = 100, step_lr=2e-5,
+def annealed_langevin_step(score_fn, x, sigma, key, *, step_size):
+    """One step x <- x + step_size / 2 s(x, sigma) + sqrt(step_size) z at the noise level ``sigma`` [B]:
+    the kernel of :func:`annealed_langevin_sample` (there step_size = step_lr sigma^2 / sigma_L^2)."""
+    score = check_output("annealed_langevin_sample", "score_fn(x, sigma)", score_fn(x, sigma), x.shape)
+    return x + 0.5 * step_size * score + jnp.sqrt(step_size) * jax.random.normal(key, x.shape)
+
+
+def annealed_langevin_sample(score_fn, sigmas, key, x_init, *, steps_per_sigma: int = 100, step_lr=2e-5,
                              denoise: bool = True):
     """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1).
 
@@ -162,15 +169,16 @@ def annealed_langevin_sample(score_fn, sigmas, key, x_init, steps_per_sigma: int
         sig = jnp.full((batch,), sigma, jnp.float32)
 
         def step(x, kk):
-            x = x + 0.5 * alpha * score_fn(x, sig) + jnp.sqrt(alpha) * jax.random.normal(kk, x.shape)
-            return x, None
+            return annealed_langevin_step(score_fn, x, sig, kk, step_size=alpha), None
 
         x, _ = jax.lax.scan(step, x, jax.random.split(k, steps_per_sigma))
         return x, None
 
     x, _ = jax.lax.scan(level, x_init, (sigmas, jax.random.split(key, sigmas.shape[0])))
     if denoise:
-        x = x + jnp.square(sigma_last) * score_fn(x, jnp.full((batch,), sigma_last, jnp.float32))
+        score = check_output("annealed_langevin_sample", "score_fn(x, sigma)",
+                             score_fn(x, jnp.full((batch,), sigma_last, jnp.float32)), x.shape)
+        x = x + jnp.square(sigma_last) * score
     return x
 
 

@@ -24,7 +24,6 @@ Batch-first shapes; model space as the network sees it.
 
 from __future__ import annotations
 
-import math
 
 import diffrax
 import jax
@@ -33,13 +32,16 @@ import numpy as np
 
 from gm_jax.errors import GMJaxError
 from gm_jax.processes.sde import VPSDE
+from gm_jax.shapes import check_output
+from gm_jax.shapes import per_example as _bcast
 
 TRACES = ("hutchinson", "exact")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _bcast(c, x):
-    return c.reshape(c.shape + (1,) * (x.ndim - 1))
+def _checked(function: str, score_fn):
+    """score_fn with its output shape checked against x at trace time, naming ``function``."""
+    return lambda x, t: check_output(function, "score_fn(x, t)", score_fn(x, t), x.shape)
 
 
 def _check_shape(shape):
@@ -71,10 +73,11 @@ def _reverse_drift(score_fn, sde, x, t):
     return f - _bcast(g**2, x) * score_fn(x, t).astype(x.dtype), g
 
 
-def _em_step(score_fn, sde, x, t, h, key):
-    """One Euler–Maruyama step of the reverse SDE from time t to t - h (h > 0)."""
-    drift, g = _reverse_drift(score_fn, sde, x, t)
-    return x - drift * h + _bcast(g, x) * math.sqrt(h) * jax.random.normal(key, x.shape, x.dtype)
+def reverse_sde_step(score_fn, sde, x, t, key, *, step_size: float):
+    """One Euler–Maruyama step of the reverse SDE (eq. 6) from time t [B] to t - ``step_size`` (> 0): the
+    kernel :func:`reverse_sde_sample` scans, public for loops of one's own. Returns x [B, ...]."""
+    drift, g = _reverse_drift(_checked("reverse_sde_step", score_fn), sde, x, t)
+    return x - drift * step_size + _bcast(g, x) * jnp.sqrt(step_size) * jax.random.normal(key, x.shape, x.dtype)
 
 
 def _tweedie(score_fn, sde, x, eps):
@@ -86,7 +89,7 @@ def _tweedie(score_fn, sde, x, eps):
 
 
 # ---------------------------------------------------------------------------------------- SDE samplers
-def reverse_sde_sample(score_fn, sde, key, shape, num_steps: int = 1000, eps: float = 1e-3, denoise: bool = True):
+def reverse_sde_sample(score_fn, sde, key, shape, *, num_steps: int = 1000, eps: float = 1e-3, denoise: bool = True):
     """Euler–Maruyama on the reverse-time SDE (Song et al. 2021, eq. 6), T -> eps in ``num_steps`` equal steps.
 
     Args:
@@ -99,6 +102,7 @@ def reverse_sde_sample(score_fn, sde, key, shape, num_steps: int = 1000, eps: fl
       denoise: return Tweedie's E[x_0 | x_eps] instead of x_eps.
     Returns: samples float32 of ``shape`` in model space.
     """
+    score_fn = _checked("reverse_sde_sample", score_fn)
     shape = _check_shape(shape)
     _check_steps(num_steps)
     _check_eps(sde, eps)
@@ -107,7 +111,7 @@ def reverse_sde_sample(score_fn, sde, key, shape, num_steps: int = 1000, eps: fl
 
     def step(x, inp):
         t, k = inp
-        return _em_step(score_fn, sde, x, jnp.full(shape[:1], t), h, k), None
+        return reverse_sde_step(score_fn, sde, x, jnp.full(shape[:1], t), k, step_size=h), None
 
     x, _ = jax.lax.scan(step, sde.prior_sample(k_prior, shape), (ts, jax.random.split(k_steps, num_steps)))
     return _tweedie(score_fn, sde, x, eps) if denoise else x
@@ -122,25 +126,36 @@ def _langevin_alpha(sde, t, h):
     return jnp.ones_like(t)
 
 
-def _langevin_step(score_fn, sde, x, t, h, snr, key):
-    """One Langevin corrector step x += eps_i s + sqrt(2 eps_i) z, eps_i = 2 alpha_i (snr ||z|| / ||s||)^2
-    (Alg. 4/5).
+def langevin_corrector_step(score_fn, sde, x, t, key, *, snr: float, step_size: float):
+    """One Langevin corrector step at time t [B] targeting p_t (Alg. 4/5):
+    x += eps_i s + sqrt(2 eps_i) z with eps_i = 2 alpha_i (snr ||z|| / ||s||)^2, alpha_i from the predictor's
+    ``step_size`` (VP/sub-VP) or 1 (VE). Returns x [B, ...].
 
     As in the reference code, ||z|| and ||s|| are averages over the batch of the per-example norms. Per
     example (as the algorithm is written for one sample) the ratio is heavy-tailed in low dimension: a
     point near a mode has ||s|| ~ 0 and takes a huge step (in 2-D this inflated the variance of a Gaussian
     several-fold). The batch average makes the step depend on the batch it is drawn with; under a sharded
     batch XLA adds the reduction itself."""
-    score = score_fn(x, t).astype(x.dtype)
+    score = _checked("langevin_corrector_step", score_fn)(x, t).astype(x.dtype)
     z = jax.random.normal(key, x.shape, x.dtype)
     flat = lambda a: a.reshape(a.shape[0], -1)
     grad_norm = jnp.mean(jnp.linalg.norm(flat(score), axis=-1))
     noise_norm = jnp.mean(jnp.linalg.norm(flat(z), axis=-1))
-    step = 2.0 * _langevin_alpha(sde, t, h) * jnp.square(snr * noise_norm / jnp.maximum(grad_norm, 1e-12))
+    step = 2.0 * _langevin_alpha(sde, t, step_size) * jnp.square(snr * noise_norm / jnp.maximum(grad_norm, 1e-12))
     return x + _bcast(step, x) * score + _bcast(jnp.sqrt(2.0 * step), x) * z
 
 
-def pc_sample(score_fn, sde, key, shape, num_steps: int = 1000, snr: float = 0.16, corrector_steps: int = 1,
+def pc_step(score_fn, sde, x, t, key, *, step_size: float, snr: float = 0.16, corrector_steps: int = 1):
+    """One predictor-corrector step at time t [B]: ``corrector_steps`` Langevin corrections at t, then the
+    Euler–Maruyama predictor to t - ``step_size`` (the reference code's order). Kernel of :func:`pc_sample`."""
+    k_pred, k_corr = jax.random.split(key)
+    x, _ = jax.lax.scan(
+        lambda x, kc: (langevin_corrector_step(score_fn, sde, x, t, kc, snr=snr, step_size=step_size), None), x,
+        jax.random.split(k_corr, corrector_steps))
+    return reverse_sde_step(score_fn, sde, x, t, k_pred, step_size=step_size)
+
+
+def pc_sample(score_fn, sde, key, shape, *, num_steps: int = 1000, snr: float = 0.16, corrector_steps: int = 1,
               eps: float = 1e-3, denoise: bool = True):
     """Predictor–corrector sampling (Song et al. 2021, Alg. 1, 4, 5).
 
@@ -150,6 +165,7 @@ def pc_sample(score_fn, sde, key, shape, num_steps: int = 1000, snr: float = 0.1
     ``corrector_steps=0`` reduces to :func:`reverse_sde_sample`). Other arguments and the return value
     are those of :func:`reverse_sde_sample`.
     """
+    score_fn = _checked("pc_sample", score_fn)
     shape = _check_shape(shape)
     _check_steps(num_steps)
     _check_eps(sde, eps)
@@ -162,11 +178,8 @@ def pc_sample(score_fn, sde, key, shape, num_steps: int = 1000, snr: float = 0.1
 
     def step(x, inp):
         t, k = inp
-        t = jnp.full(shape[:1], t)
-        k_pred, k_corr = jax.random.split(k)
-        x, _ = jax.lax.scan(lambda x, kc: (_langevin_step(score_fn, sde, x, t, h, snr, kc), None), x,
-                            jax.random.split(k_corr, corrector_steps))
-        return _em_step(score_fn, sde, x, t, h, k_pred), None
+        x = pc_step(score_fn, sde, x, jnp.full(shape[:1], t), k, step_size=h, snr=snr, corrector_steps=corrector_steps)
+        return x, None
 
     x, _ = jax.lax.scan(step, sde.prior_sample(k_prior, shape), (ts, jax.random.split(k_steps, num_steps)))
     return _tweedie(score_fn, sde, x, eps) if denoise else x
@@ -193,7 +206,7 @@ def _odeint(field, y0, t0, t1, rtol, atol, solver, num_steps, max_steps):
     return jax.tree_util.tree_map(lambda a: a[-1], sol.ys), sol.stats
 
 
-def probability_flow_sample(score_fn, sde, key, shape, eps: float = 1e-3, rtol: float = 1e-5, atol: float = 1e-5,
+def probability_flow_sample(score_fn, sde, key, shape, *, eps: float = 1e-3, rtol: float = 1e-5, atol: float = 1e-5,
                             solver=None, num_steps: int | None = None, denoise: bool = False,
                             max_steps: int = 4096, return_stats: bool = False):
     """Samples by integrating the probability-flow ODE (Song et al. 2021, eq. 13) from z ~ prior at T to eps.
@@ -210,6 +223,7 @@ def probability_flow_sample(score_fn, sde, key, shape, eps: float = 1e-3, rtol: 
         evaluates the score ~6 times per step).
     Returns: samples float32 of ``shape``, or (samples, stats).
     """
+    score_fn = _checked("probability_flow_sample", score_fn)
     shape = _check_shape(shape)
     _check_eps(sde, eps)
     z = sde.prior_sample(key, shape)
@@ -220,7 +234,7 @@ def probability_flow_sample(score_fn, sde, key, shape, eps: float = 1e-3, rtol: 
     return (x, stats) if return_stats else x
 
 
-def ode_log_likelihood(score_fn, sde, x, key, eps: float = 1e-5, trace: str = "hutchinson", num_probes: int = 1,
+def ode_log_likelihood(score_fn, sde, x, key, *, eps: float = 1e-5, trace: str = "hutchinson", num_probes: int = 1,
                        rtol: float = 1e-5, atol: float = 1e-5, solver=None, num_steps: int | None = None,
                        max_steps: int = 4096, return_latent: bool = False):
     """log p_eps(x) [B] in nats of the model-space density, by the probability-flow ODE (Song et al. 2021,
@@ -244,7 +258,8 @@ def ode_log_likelihood(score_fn, sde, x, key, eps: float = 1e-5, trace: str = "h
     Returns: log p_eps(x) [B] float32, or (log p, latent).
     """
     if trace not in TRACES:
-        raise GMJaxError(f"unknown trace '{trace}'; choose one of {', '.join(TRACES)}")
+        raise GMJaxError(f"ode_log_likelihood: unknown trace '{trace}'; choose one of {', '.join(TRACES)}")
+    score_fn = _checked("ode_log_likelihood", score_fn)
     _check_steps(num_probes, "num_probes")
     _check_eps(sde, eps)
     x = jnp.asarray(x, jnp.float32)
@@ -275,4 +290,5 @@ def ode_log_likelihood(score_fn, sde, x, key, eps: float = 1e-5, trace: str = "h
     return (log_p, latent) if return_latent else log_p
 
 
-__all__ = ["TRACES", "ode_log_likelihood", "pc_sample", "probability_flow_sample", "reverse_sde_sample"]
+__all__ = ["TRACES", "langevin_corrector_step", "ode_log_likelihood", "pc_sample", "pc_step", "probability_flow_sample",
+           "reverse_sde_sample", "reverse_sde_step"]

@@ -12,6 +12,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+__all__ = ["Checkpointer"]
+
 
 class Checkpointer:
     def __init__(self, directory: str, keep: int = 3):

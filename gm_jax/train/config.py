@@ -6,10 +6,13 @@ import dataclasses
 from typing import Literal
 
 from gm_jax.errors import GMJaxError
+from gm_jax.models.base import Config, check_positive
+
+__all__ = ["TrainConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """How to train. Fields are set from the CLI with ``--set name=value`` (``--steps`` sets ``steps``).
 
     lr schedule: linear warm-up over ``warmup_steps`` then ``schedule`` (constant, cosine or linear decay
@@ -43,12 +46,20 @@ class TrainConfig:
     max_device_bytes: int = 1 << 30
 
     def validate(self):
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise GMJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "num_samples",
+                       "eval_batch_size")
         if self.lr <= 0:
             raise GMJaxError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise GMJaxError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip < 0 or self.weight_clip < 0 or self.warmup_steps < 0 or self.sample_every < 0:
             raise GMJaxError("grad_clip, weight_clip, warmup_steps and sample_every must be >= 0")
+        if self.weight_decay < 0 or self.eval_max_examples < 0 or self.max_device_bytes < 0:
+            raise GMJaxError("weight_decay, eval_max_examples and max_device_bytes must be >= 0 (max_device_bytes=0 "
+                             "streams all data from disk)")
+        if not 0.0 <= self.final_lr_ratio <= 1.0:
+            raise GMJaxError(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0):
+            raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
+        if self.seed < 0:
+            raise GMJaxError(f"seed must be >= 0, got {self.seed}")

@@ -22,6 +22,9 @@ from gm_jax.train.optim import make_optimizer
 from gm_jax.train.step import ALL, TrainState, init_train_state, make_train_step
 from gm_jax.visualize import can_save_samples, samples_filename, save_samples
 
+__all__ = ["fit", "evaluation", "restore_state", "eval_variables", "initial_state", "make_optimizers",
+           "sample_source", "write_json", "TrainingDiverged"]
+
 
 class TrainingDiverged(GMJaxError):
     """A loss or gradient became non-finite; the last good checkpoint is kept."""
@@ -124,7 +127,6 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
 
     Returns the results dict (also written to results.json).
     """
-    cfg.validate()
     mesh = mesh or parallel.make_mesh()
     parallel.check_batch_size(cfg.batch_size, mesh)
     os.makedirs(workdir, exist_ok=True)

@@ -10,6 +10,8 @@ import optax
 from gm_jax.losses.adversarial import weight_clip
 from gm_jax.train.config import TrainConfig
 
+__all__ = ["learning_rate_schedule", "make_optimizer", "project_params_to_box"]
+
 
 def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
     """Linear warm-up from 0 over ``warmup_steps``, then constant / cosine / linear decay until ``steps``."""
@@ -46,7 +48,7 @@ def project_params_to_box(limit: float) -> optax.GradientTransformation:
     def update(updates, state, params):
         if params is None:
             raise ValueError("project_params_to_box needs the parameters passed to update()")
-        projected = weight_clip(optax.apply_updates(params, updates), limit)
+        projected = weight_clip(optax.apply_updates(params, updates), clip=limit)
         return jax.tree_util.tree_map(lambda new, old: new - old, projected, params), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

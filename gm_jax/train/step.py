@@ -18,6 +18,8 @@ import optax
 
 from gm_jax.models.base import param_groups
 
+__all__ = ["TrainState", "init_train_state", "make_train_step", "ALL"]
+
 ALL = "all"  # optimizer-state key of the single group of a model without param_groups
 
 
