@@ -22,7 +22,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
