@@ -17,7 +17,7 @@ LOG_2PI = float(np.log(2 * np.pi))
 
 __all__ = [
     "log1mexp", "sum_event", "diag_gaussian_log_prob", "standard_normal_log_prob", "diag_gaussian_kl",
-    "bernoulli_log_prob", "categorical_log_prob", "discretized_logistic_log_prob",
+    "standard_logistic_log_prob", "bernoulli_log_prob", "categorical_log_prob", "discretized_logistic_log_prob",
     "discretized_gaussian_log_prob", "discretized_logistic_mixture_log_prob",
     "coupled_discretized_logistic_mixture_log_prob", "coupled_discretized_logistic_mixture_sample",
     "gaussian_mixture_log_prob", "gaussian_mixture_sample", "categorical_sample", "bernoulli_sample",
@@ -50,6 +50,12 @@ def diag_gaussian_log_prob(x, mean, log_std, event_ndims: int | None = None):
 def standard_normal_log_prob(x, event_ndims: int | None = None):
     """log N(x; 0, I) summed over the event axes."""
     return sum_event(-0.5 * (x**2 + LOG_2PI), event_ndims)
+
+
+def standard_logistic_log_prob(x, event_ndims: int | None = None):
+    """log of the standard logistic density, -x - 2 softplus(-x), summed over the event axes (the base
+    distribution of NICE, Dinh et al. 2015; draw it with ``jax.random.logistic``)."""
+    return sum_event(_logistic_log_pdf(x), event_ndims)
 
 
 def diag_gaussian_kl(mean, log_std, prior_mean=0.0, prior_log_std=0.0, event_ndims: int | None = None):

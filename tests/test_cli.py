@@ -135,7 +135,7 @@ def test_gan_train_sample_grid_and_interpolation_strips(tmp_path, capsys, name):
     assert "no likelihood" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # ~20 s; tests/test_cyclegan.py covers the model, test_gan_* the CLI's GAN path
+@pytest.mark.slow  # ~20 s; tests/models/test_cyclegan.py covers the model, the test_gan_* tests here the CLI's GAN path
 def test_cyclegan_trains_and_translates_test_images_through_the_cli(tmp_path, capsys):
     workdir = str(tmp_path / "cyclegan")
     sets = ["--set", "width=4", "--set", "num_blocks=1", "--set", "d_width=4", "--set", "d_layers=1",

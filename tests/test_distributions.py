@@ -14,6 +14,15 @@ def test_diag_gaussian_log_prob_matches_scipy_normal():
     np.testing.assert_allclose(D.standard_normal_log_prob(x), norm.logpdf(x).sum(-1), rtol=1e-6)
 
 
+def test_standard_logistic_log_prob_matches_scipy_and_stays_finite():
+    from jax.scipy.stats import logistic
+
+    x = jnp.array([[0.3, -1.2, 4.0], [-30.0, 0.0, 80.0]])
+    np.testing.assert_allclose(D.standard_logistic_log_prob(x), logistic.logpdf(x).sum(-1), rtol=1e-6)
+    far = D.standard_logistic_log_prob(jnp.array([[-200.0, 200.0]]))
+    np.testing.assert_allclose(far, [-400.0], rtol=1e-6)  # log density ~ -|x| in both tails
+
+
 def test_analytic_kl_equals_monte_carlo():
     key = jax.random.key(0)
     mean, log_std = jnp.array([[0.7, -1.1, 0.2]]), jnp.array([[-0.5, 0.3, -1.2]])

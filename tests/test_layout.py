@@ -215,3 +215,13 @@ if __name__ == "__main__":
         print(_cycle_path(g, c))
     print(f"{len(g)} modules, {sum(map(len, g.values()))} edges, {len(found)} cycles")
     sys.exit(1 if found else 0)
+
+
+def test_tests_mirror_the_package():
+    """Each folder of tests/ is named after a gm_jax subpackage (``helpers`` folders hold scripts), so a
+    module's tests are found where the module is."""
+    tests_root = os.path.dirname(os.path.abspath(__file__))
+    packages = {d for d in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, d, "__init__.py"))}
+    folders = {d for d in os.listdir(tests_root)
+               if os.path.isdir(os.path.join(tests_root, d)) and not d.startswith((".", "_"))}
+    assert folders - packages == set(), f"tests/ folders without a gm_jax subpackage: {sorted(folders - packages)}"

@@ -1,8 +1,9 @@
 """Normalizing-flow models: RealNVP (Dinh et al. 2017), Glow (Kingma & Dhariwal 2018), MAF (Papamakarios
 et al. 2017) and neural spline flows (Durkan et al. 2019).
 
-Each binds a bijector from :mod:`gm_jax.flows` (forward = data -> latent) to a standard-normal base:
-log p(x) = log N(z) + log|det dz/dx|, trained by maximum likelihood (:func:`gm_jax.losses.nll`) and
+Each binds a bijector from :mod:`gm_jax.flows` (forward = data -> latent) to a base distribution
+(``base``: the standard normal, or the standard logistic of NICE, Dinh et al. 2015):
+log p(x) = log p_base(z) + log|det dz/dx|, trained by maximum likelihood (:func:`gm_jax.losses.nll`) and
 sampled with :func:`gm_jax.samplers.reverse_flow_sample`. Images are uniformly dequantized into [0, 1)
 and mapped through the logit transform (RealNVP section 4.1); the log-Jacobians of both maps are added,
 so ``log_prob`` is the dequantization bound on log P(x) in nats relative to the discrete data, for one
@@ -19,6 +20,7 @@ import jax
 from gm_jax import flows as F
 from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, dequantize, quantize
+from gm_jax.distributions import standard_logistic_log_prob, standard_normal_log_prob
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import nll
 from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
@@ -27,6 +29,11 @@ from gm_jax.nets.made import MADE
 from gm_jax.samplers.flow import reverse_flow_sample
 
 __all__ = ["RealNVPConfig", "RealNVP", "GlowConfig", "Glow", "MAFConfig", "MAF", "SplineFlowConfig", "SplineFlow"]
+
+
+# base name -> (log-density summed over the event [B], sampler (key, shape) -> z)
+BASES = {"normal": (standard_normal_log_prob, jax.random.normal),
+         "logistic": (standard_logistic_log_prob, jax.random.logistic)}
 
 
 def _check_common(config):
@@ -58,6 +65,7 @@ class _FlowModel:
         self.config, self.spec = config, spec
         self.logit = F.Logit(config.logit_alpha)
         self.flow = self._build_flow(config, spec)
+        self.base_log_prob, self.base_sample = BASES[config.base]
 
     # ------------------------------------------------------------------------------------ data <-> model
     def _to_model_space(self, x, key):
@@ -91,7 +99,7 @@ class _FlowModel:
         """log p(x) [B] in nats per example: exact for points, the dequantization bound (one noise draw
         from ``key``) relative to the discrete data for images. ``labels`` is accepted and ignored."""
         xm, log_det = self._to_model_space(x, key)
-        return F.flow_log_prob(self.flow, variables["params"], xm) + log_det
+        return F.flow_log_prob(self.flow, variables["params"], xm, base_log_prob=self.base_log_prob) + log_det
 
     def loss(self, variables, batch, key):
         """Mean NLL in nats per example (maximum likelihood); metrics nll_nats and bits_per_dim."""
@@ -100,10 +108,10 @@ class _FlowModel:
 
     def sample(self, variables, key, num, *, labels=None, temperature: float = 1.0):
         """``num`` samples in data space ([num, *shape]: uint8 images or float32 points), drawn as
-        z ~ N(0, temperature^2 I) through the inverse flow."""
+        temperature * z with z ~ the base distribution, through the inverse flow."""
         inverse = lambda z: self.flow.inverse(variables["params"], z)[0]
         return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num),
-                                                          temperature=temperature))
+                                                          temperature=temperature, base_sample=self.base_sample))
 
 
 def _init_with_rbg(flow, key, x):
@@ -143,6 +151,7 @@ class RealNVPConfig(Config):
     hidden: tuple[int, ...] = (64, 64)
     max_log_scale: float = 3.0
     logit_alpha: float = 0.05
+    base: Literal["normal", "logistic"] = "normal"
 
     def validate(self):
         check_positive(self, "num_scales", "coupling_pairs", "channels")
@@ -187,6 +196,7 @@ class GlowConfig(Config):
     coupling: Literal["affine", "additive"] = "affine"
     max_log_scale: float = 3.0
     logit_alpha: float = 0.05
+    base: Literal["normal", "logistic"] = "normal"
 
     def validate(self):
         check_positive(self, "num_levels", "steps_per_level", "channels")
@@ -226,6 +236,7 @@ class MAFConfig(Config):
     spline_bound: float = 5.0
     max_log_scale: float = 3.0
     logit_alpha: float = 0.05
+    base: Literal["normal", "logistic"] = "normal"
 
     def validate(self):
         check_positive(self, "num_layers")
@@ -265,6 +276,7 @@ class SplineFlowConfig(Config):
     num_bins: int = 8
     spline_bound: float = 5.0
     logit_alpha: float = 0.05
+    base: Literal["normal", "logistic"] = "normal"
 
     def validate(self):
         check_positive(self, "num_layers")

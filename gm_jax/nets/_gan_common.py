@@ -135,3 +135,12 @@ class Norm(nn.Module):
 def check_norm(norm, who):
     if norm not in ("batch", "none"):
         raise GMJaxError(f"{who}: norm must be 'batch' or 'none', got {norm!r}")
+
+
+def check_generator_inputs(module, z, labels, who):
+    """The checks a stage-doubling generator (DCGAN, SNGAN ResNet) runs on its inputs; returns
+    (labels int32 [B] or None, k stages, base height, base width) for ``module.out_shape``."""
+    check_z(z, who)
+    check_norm(module.norm, who)
+    k, bh, bw = stages(module.out_shape[0], module.out_shape[1], who)
+    return check_labels(labels, module.num_classes, z.shape[0], who), k, bh, bw

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gm_jax.nets._gan_common import F32, Norm, apply_sn, check_images, check_labels, check_norm, check_z, stages
+from gm_jax.nets._gan_common import F32, Norm, apply_sn, check_generator_inputs, check_images, check_norm, stages
 from gm_jax.nets.projection import ProjectionCritic, ProjectionHead
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
@@ -43,12 +43,8 @@ class DCGANGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = False):
-        who = "DCGANGenerator"
-        check_z(z, who)
-        check_norm(self.norm, who)
-        height, width_px, channels = self.out_shape
-        k, bh, bw = stages(height, width_px, who)
-        labels = check_labels(labels, self.num_classes, z.shape[0], who)
+        labels, k, bh, bw = check_generator_inputs(self, z, labels, "DCGANGenerator")
+        channels = self.out_shape[2]
         h = z.astype(self.dtype)
         if labels is not None:
             emb = nn.Embed(self.num_classes, z.shape[-1], param_dtype=F32, name="label_embed")(labels)

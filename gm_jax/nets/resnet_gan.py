@@ -13,8 +13,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gm_jax.errors import GMJaxError
-from gm_jax.nets._gan_common import F32, Norm, apply_sn, avgpool2, check_images, check_labels, check_norm, \
-    check_z, stages, upsample2
+from gm_jax.nets._gan_common import F32, Norm, apply_sn, avgpool2, check_generator_inputs, check_images, stages, \
+    upsample2
 from gm_jax.nets.projection import ProjectionCritic, ProjectionHead
 
 __all__ = ["ResNetGenerator", "ResNetDiscriminator"]
@@ -91,12 +91,8 @@ class ResNetGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = False):
-        who = "ResNetGenerator"
-        check_z(z, who)
-        check_norm(self.norm, who)
-        height, width_px, channels = self.out_shape
-        k, bh, bw = stages(height, width_px, who)
-        labels = check_labels(labels, self.num_classes, z.shape[0], who)
+        labels, k, bh, bw = check_generator_inputs(self, z, labels, "ResNetGenerator")
+        channels = self.out_shape[2]
         h = nn.Dense(bh * bw * self.width, dtype=self.dtype, param_dtype=F32, name="project")(z.astype(self.dtype))
         h = h.reshape(z.shape[0], bh, bw, self.width)
         for i in range(k):

@@ -45,7 +45,7 @@ def _cases():
     spline_p = F.spline_num_params(5)
     made = lambda p, **kw: flax_conditioner(MADE(num_params=p, hidden=(16, 16), zero_init_output=True,
                                                  activation=jnp.tanh, **kw))
-    img42, img41, vec5, vec2 = (2, 4, 4, 2), (2, 4, 4, 1), (3, 5), (3, 2)
+    img42, img41, vec5 = (2, 4, 4, 2), (2, 4, 4, 1), (3, 5)
     return {
         # name: (bijector, input shape, input kind, param perturbation scale)
         "affine-checkerboard-0": (F.affine_coupling(img_cond(2, blocks=1), "checkerboard"), img42, "normal", 0.1),

@@ -12,7 +12,6 @@ import optax
 import pytest
 
 from gm_jax import parallel
-from gm_jax.data import load_dataset
 from gm_jax.models import VAE, VAEConfig
 from gm_jax.train import Checkpointer, TrainConfig, TrainingDiverged, fit, init_train_state, make_train_step
 from gm_jax.train.loop import make_optimizers, restore_state

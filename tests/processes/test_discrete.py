@@ -2,7 +2,7 @@
 
 Oracles: every coefficient recomputed here in float64 by a different route (cumprod instead of the library's
 log-sum, no expm1), the discretized-Gaussian decoder by scipy's normal CDF, and the closed-form Gaussian
-ε-model of tests/test_diffusion.py for the samplers.
+ε-model of tests/samplers/test_diffusion.py for the samplers.
 """
 
 import math

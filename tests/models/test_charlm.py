@@ -213,7 +213,7 @@ def test_bad_input_is_rejected(shakespeare, digits):
         model.logits(v, jnp.zeros((1, 4), jnp.int32))
 
 
-@pytest.mark.slow  # ~14 s; the CLI's train/sample path is tested on the VAE and GANs in test_cli.py
+@pytest.mark.slow  # ~14 s; the CLI's train/sample path is tested on the VAE and GANs in tests/test_cli.py
 def test_fit_through_the_cli_end_to_end(data_dir, tmp_path, capsys):
     """`gm-jax train` runs `fit` (train steps, checkpoint, samples.txt, test NLL); then `gm-jax sample`."""
     from gm_jax.cli import main
