@@ -13,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = ["data", "distributions", "errors", "flows", "losses", "metrics", "models", "nets", "parallel",
-           "processes", "samplers", "shapes", "train", "visualize"]
+           "processes", "runs", "samplers", "shapes", "train", "visualize"]
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""The ``gm-jax`` command: train, sample, evaluate, inception, domain, list.
+"""The ``gm-jax`` command: train, sample, evaluate, inception, domain, list, config, compare.
 
 Every user error (unknown name, bad ``--set``, missing work dir or data) prints one line on stderr and
 exits with status 2.
@@ -59,53 +59,90 @@ def _model_entry(name: str):
     return MODELS[name]
 
 
-def _load_run(workdir: str, data_dir: str | None):
-    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``."""
-    from gm_jax.data import load_dataset
+def _configs_from_record(run: dict, config_cls, train_values: dict):
+    """(model config, train config) of a run record, one line on an unknown or bad field."""
     from gm_jax.models import config_from_dict
     from gm_jax.train import TrainConfig
 
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(path):
+    return config_from_dict(config_cls, run["model_config"]), config_from_dict(TrainConfig, train_values)
+
+
+def _load_run(workdir: str, data_dir: str | None):
+    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``."""
+    from gm_jax.data import load_dataset
+    from gm_jax.train.rundir import effective_train_config, read_run_record
+
+    run = read_run_record(workdir)
+    if run is None:
         raise GMJaxError(f"no gm-jax run in '{workdir}' ({CONFIG_FILE} missing); train one with "
                          f"`gm-jax train MODEL --dataset NAME --workdir {workdir}`")
-    with open(path) as f:
-        run = json.load(f)
     config_cls, model_cls = _model_entry(run["model"])
+    model_cfg, train_cfg = _configs_from_record(run, config_cls, effective_train_config(run))
     dataset = load_dataset(run["dataset"], data_dir or run.get("data_dir"))
-    model = model_cls(config_from_dict(config_cls, run["model_config"]), dataset.spec)
-    return run, model, dataset, config_from_dict(TrainConfig, run["train_config"])
+    return run, model_cls(model_cfg, dataset.spec), dataset, train_cfg
+
+
+def _start_record(args) -> dict | None:
+    """``train --config FILE``: a run record (a run's config.json) or any part of one, checked."""
+    if args.config is None:
+        return None
+    from gm_jax.train.rundir import read_run_record
+
+    if not os.path.isfile(args.config):
+        raise GMJaxError(f"--config {args.config}: no such file; pass a JSON file such as a run's {CONFIG_FILE}")
+    return read_run_record(os.path.dirname(os.path.abspath(args.config)), os.path.basename(args.config),
+                           required=("model",))
 
 
 def cmd_train(args) -> int:
     from gm_jax.data import load_dataset
-    from gm_jax.models import config_to_dict, config_from_dict, override
+    from gm_jax.models import config_to_dict, override
     from gm_jax.train import TrainConfig, fit
+    from gm_jax.train.checkpoint import Checkpointer
     from gm_jax.train.loop import write_json
+    from gm_jax.train.rundir import check_writable, effective_train_config, read_run_record, resume_record
 
-    config_cls, model_cls = _model_entry(args.model)
+    start = _start_record(args)
+    name = args.model or (start or {}).get("model")
+    if name is None:
+        raise GMJaxError("train needs a MODEL (see `gm-jax list`) or --config FILE naming one")
+    if start is not None and args.model is not None and args.model != start["model"]:
+        raise GMJaxError(f"--config {args.config} is a {start['model']} config, not {args.model}; drop MODEL or "
+                         "the --config")
+    dataset_name = args.dataset or (start or {}).get("dataset") or "digits"
+    config_cls, model_cls = _model_entry(name)
     sets = _parse_sets(args.set)
     if args.steps is not None:
         sets["steps"] = str(args.steps)
     model_sets, train_sets = _split_overrides(sets, config_cls, TrainConfig)
-    workdir = args.workdir or os.path.join("runs", f"{args.model}_{args.dataset.replace('/', '_')}")
-    model_cfg, train_cfg = config_cls(), TrainConfig(**getattr(model_cls, "default_train", {}))
-    saved = os.path.join(workdir, CONFIG_FILE)
-    if os.path.isfile(saved):  # resume: the saved configs, with this command's overrides on top
-        with open(saved) as f:
-            run = json.load(f)
-        if (run["model"], run["dataset"]) != (args.model, args.dataset):
-            raise GMJaxError(f"{workdir} holds a {run['model']} run on {run['dataset']}; use another --workdir")
-        model_cfg = config_from_dict(config_cls, run["model_config"])
-        train_cfg = config_from_dict(TrainConfig, run["train_config"])
+    workdir = args.workdir or os.path.join("runs", f"{name}_{dataset_name.replace('/', '_')}")
+    check_writable(workdir)
+    saved = read_run_record(workdir)
+    resuming = saved is not None and Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() is not None
+    if resuming:  # the saved configs, with this command's overrides on top
+        if (saved["model"], saved["dataset"]) != (name, dataset_name):
+            raise GMJaxError(f"{workdir} holds a {saved['model']} run on {saved['dataset']}; use another --workdir")
+        model_cfg, train_cfg = _configs_from_record(saved, config_cls, effective_train_config(saved))
+    elif start is not None:
+        model_cfg, train_cfg = _configs_from_record(
+            {"model_config": {}, **start}, config_cls,
+            {**getattr(model_cls, "default_train", {}), **start.get("train_config", {})})
+    else:
+        model_cfg, train_cfg = config_cls(), TrainConfig(**getattr(model_cls, "default_train", {}))
     model_cfg, train_cfg = override(model_cfg, model_sets), override(train_cfg, train_sets)
-    dataset = load_dataset(args.dataset, args.data_dir)
-    model = model_cls(model_cfg, dataset.spec)
-    os.makedirs(workdir, exist_ok=True)
-    run = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
+    run = {"model": name, "dataset": dataset_name, "data_dir": args.data_dir,
            "model_config": config_to_dict(model_cfg), "train_config": config_to_dict(train_cfg)}
-    write_json(saved, run)
-    results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run)
+    if resuming:  # refuses a change of model or seed now, before anything is loaded or written
+        resume_record(saved, run["model_config"], run["train_config"], step=0)
+    dataset = load_dataset(dataset_name, args.data_dir)
+    model = model_cls(model_cfg, dataset.spec)
+
+    def write_record(start_step: int):  # at the first checkpoint: the command has been accepted
+        record = resume_record(saved, run["model_config"], run["train_config"], start_step) if resuming else run
+        write_json(os.path.join(workdir, CONFIG_FILE), record)
+
+    results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run,
+                  before_first_save=write_record)
     _print_results(results)
     from gm_jax.visualize import samples_filename
 
@@ -141,12 +178,16 @@ def _sampler_kwargs(args, model, run) -> dict:
 
 
 def _add_sampler_flags(parser) -> None:
-    parser.add_argument("--mode", choices=("mean", "sample"), help="decoder mean or a draw (VAE)")
+    parser.add_argument("--mode", choices=("mean", "sample"),
+                        help="decoder mean or a draw (VAE; default: the model's)")
     parser.add_argument("--temperature", type=float,
-                        help="sampling temperature (models that take one; 0: most likely)")
-    parser.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn)")
-    parser.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level)")
-    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale w (conditional ddpm)")
+                        help="sampling temperature (models that take one; 0: most likely; default: the model's)")
+    parser.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn) "
+                        "(default: the run's config)")
+    parser.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level; "
+                        "default: the run's config)")
+    parser.add_argument("--guidance", type=float,
+                        help="classifier-free guidance scale w (conditional ddpm; default: the run's config)")
 
 
 def cmd_sample(args) -> int:
@@ -269,7 +310,8 @@ def _evaluate_samples(args) -> int:
         results.update(evaluate_sample_quality(
             sample_metrics, fake=fake, real=args.real, features=args.features, weights=args.weights,
             resize=args.resize, domain_dataset=args.domain_dataset, num=args.num, batch_size=args.batch_size,
-            key=jax.random.key(args.seed), data_dir=args.data_dir, save_real_stats=args.save_real_stats, mesh=mesh))
+            key=jax.random.key(args.seed), data_dir=args.data_dir, save_real_stats=args.save_real_stats, mesh=mesh,
+            progress=True))
         if args.save_real_stats and results["num_real"] is not None:
             print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
     if "nll" in metrics:
@@ -335,7 +377,7 @@ def cmd_domain(args) -> int:
     dataset = load_dataset(args.dataset, args.data_dir)
     kw = {} if args.steps is None else {"steps": args.steps}
     t0 = time.time()
-    variables, info = domain.train_domain_classifier(dataset, seed=args.seed, **kw)
+    variables, info = domain.train_domain_classifier(dataset, seed=args.seed, progress=True, **kw)
     path = args.out or domain.domain_weights_path(args.dataset)
     domain.save_domain_classifier(path, variables, info)
     print(f"test accuracy {info['test_accuracy']:.4f} after {info['steps']} steps ({time.time() - t0:.0f} s); "
@@ -353,70 +395,114 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_config(args) -> int:
+    """``config MODEL``: every model-config and training field with its type, default and meaning."""
+    from gm_jax.models import format_config
+    from gm_jax.train.config import TrainConfig
+
+    config_cls, model_cls = _model_entry(args.model)
+    own = getattr(model_cls, "default_train", {})
+    print(format_config(config_cls, f"{args.model}: model config ({config_cls.__name__}); --set FIELD=VALUE"))
+    print()
+    print(format_config(TrainConfig(**own), "training (TrainConfig)" +
+                        (f"; {args.model} sets {', '.join(sorted(own))}" if own else "")))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """``compare RUN [RUN ...] [--out FILE.png]``: results and config differences; curves to --out."""
+    from gm_jax.runs import compare
+
+    print(compare(args.runs, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gm-jax", description="Deep generative models in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model (resumes from --workdir when it holds a run)")
-    t.add_argument("model")
-    t.add_argument("--dataset", default="digits")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--workdir")
-    t.add_argument("--data-dir")
-    t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (repeatable)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("model", nargs="?", help="a model name (see `gm-jax list`; default: the --config file's)")
+    t.add_argument("--dataset", help="embedded dataset or TFDS catalog name (default: the --config file's, else "
+                   "digits)")
+    t.add_argument("--config", metavar="FILE.json", help="start from this config (a run's config.json, or any "
+                   "part of one: model, dataset, model_config, train_config; default: the model's defaults)")
+    t.add_argument("--steps", type=int, help="training steps (default: the model's; see `gm-jax config MODEL`)")
+    t.add_argument("--workdir", help="run directory; resumes the run it holds (default: runs/MODEL_DATASET)")
+    t.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
+    t.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field (repeatable; default: none; fields: `gm-jax config MODEL`)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     t.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
-    s.add_argument("--workdir", required=True)
-    s.add_argument("--num", type=int, default=64)
-    s.add_argument("--out", required=True, help="FILE.png (grid), FILE.txt (text data) or FILE.npz (array 'samples')")
+    s.add_argument("--workdir", required=True, help="a run directory written by `gm-jax train` (required)")
+    s.add_argument("--num", type=int, default=64, help="samples to draw (default: %(default)s)")
+    s.add_argument("--out", required=True,
+                   help="FILE.png (grid), FILE.txt (text data) or FILE.npz (array 'samples') (required)")
     _add_sampler_flags(s)
     s.add_argument("--interpolate", type=int, metavar="STEPS",
-                   help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--data-dir")
+                   help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs; default: off)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    s.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
+                   "~/.cache/gm_jax/datasets)")
     s.set_defaults(fn=cmd_sample)
 
     e = sub.add_parser("evaluate", help="test NLL of a run (--workdir), or sample-quality metrics (--metrics)")
-    e.add_argument("--workdir", help="a run: its test NLL is written to its results.json")
-    e.add_argument("--metrics", help="comma-separated: fid, is, kid, prdc, nll")
-    e.add_argument("--real", help="DIR of images | FILE.npz (examples, or FID statistics mu/sigma) | DATASET[:SPLIT]")
-    e.add_argument("--fake", help="a run's work dir (samples are drawn) | DIR of images | FILE.npz | DATASET[:SPLIT]")
+    e.add_argument("--workdir", help="a run: its test NLL is written to its results.json (default: none)")
+    e.add_argument("--metrics", help="comma-separated: fid, is, kid, prdc, nll (default: none: the test NLL of "
+                   "--workdir)")
+    e.add_argument("--real", help="DIR of images | FILE.npz (examples, or FID statistics mu/sigma) | DATASET[:SPLIT] "
+                   "(default: none)")
+    e.add_argument("--fake", help="a run's work dir (samples are drawn) | DIR of images | FILE.npz | DATASET[:SPLIT] "
+                   "(default: none; required with --metrics)")
     e.add_argument("--features", choices=("inception", "domain", "raw"),
                    help="feature network (default: inception for images, raw for points)")
     e.add_argument("--num", type=int,
                    help="examples per side (default: all; samples: as many as real, <= 50,000); nll: the test split")
-    e.add_argument("--batch-size", type=int, default=200)
+    e.add_argument("--batch-size", type=int, default=200, help="examples per feature batch (default: %(default)s)")
     e.add_argument("--resize", default="tf1", choices=("tf1", "pytorch_fid"),
-                   help="Inception input resize: tf1 (TTUR/torch-fidelity, default) or pytorch_fid")
+                   help="Inception input resize: tf1 (TTUR/torch-fidelity) or pytorch_fid (default: %(default)s)")
     e.add_argument("--weights", help="feature-network weights file (default: the cache of `gm-jax inception|domain`)")
-    e.add_argument("--domain-dataset", help="dataset whose classifier gives --features domain")
+    e.add_argument("--domain-dataset", help="dataset whose classifier gives --features domain (default: the run's "
+                   "dataset, or the --real dataset)")
     e.add_argument("--save-real-stats", metavar="FILE.npz",
-                   help="also write mu and sigma of the real features (pytorch-fid's layout; reuse as --real)")
+                   help="also write mu and sigma of the real features (pytorch-fid's layout; reuse as --real; "
+                   "default: not written)")
     e.add_argument("--out", help="metrics.json path (default: in the run's work dir, else here)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     _add_sampler_flags(e)
-    e.add_argument("--data-dir")
+    e.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
+                   "~/.cache/gm_jax/datasets)")
     e.set_defaults(fn=cmd_evaluate)
 
     inc = sub.add_parser("inception", help="get the FID InceptionV3 weights (pytorch-fid's file, converted)")
-    inc.add_argument("action", choices=("convert", "download"))
+    inc.add_argument("action", choices=("convert", "download"), help="convert a .pth file or download it")
     inc.add_argument("paths", nargs="*", metavar="PATH",
                      help="convert SRC.pth [DST] | download [DST]; DST defaults to the weights cache")
     inc.set_defaults(fn=cmd_inception)
 
     dom = sub.add_parser("domain", help="train the classifier behind --features domain and cache its weights")
-    dom.add_argument("action", choices=("train",))
-    dom.add_argument("--dataset", default="digits")
-    dom.add_argument("--steps", type=int)
-    dom.add_argument("--seed", type=int, default=0)
+    dom.add_argument("action", choices=("train",), help="train (the only action)")
+    dom.add_argument("--dataset", default="digits", help="a labelled image dataset (default: %(default)s)")
+    dom.add_argument("--steps", type=int, help="training steps (default: 2000)")
+    dom.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dom.add_argument("--out", help="weights file (default: the weights cache)")
-    dom.add_argument("--data-dir")
+    dom.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
     dom.set_defaults(fn=cmd_domain)
 
     lst = sub.add_parser("list", help="list models and datasets")
     lst.set_defaults(fn=cmd_list)
+
+    cfg = sub.add_parser("config", help="every config and training field of a model: type, default, meaning")
+    cfg.add_argument("model", help="a model name (see `gm-jax list`)")
+    cfg.set_defaults(fn=cmd_config)
+
+    cmp = sub.add_parser("compare", help="results and config differences of runs; their curves overlaid")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `gm-jax train`")
+    cmp.add_argument("--out", metavar="FILE.png",
+                     help="write the training and evaluation curves here (default: none, tables only)")
+    cmp.set_defaults(fn=cmd_compare)
     return p
 
 
@@ -425,6 +511,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return args.fn(args)
     except GMJaxError as e:
+        if hasattr(e, "exit_code"):  # TrainingStopped: a signal ended training after a checkpoint
+            print(f"gm-jax: {e}", file=sys.stderr)
+            return e.exit_code
         print(f"gm-jax: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

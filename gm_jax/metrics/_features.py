@@ -1,7 +1,10 @@
-"""Shared pieces of the metrics: input validation, the local float64 switch, and the feature-network weight
-files (one ``.npz`` of flat "/"-joined variable names plus a JSON metadata entry, written atomically)."""
+"""Shared pieces of the metrics: input validation, the local float64 switch, opening ``.npz`` files, and the
+feature-network weight files (one ``.npz`` of flat "/"-joined variable names plus a JSON metadata entry, written
+atomically)."""
 
 from __future__ import annotations
+
+import zipfile
 
 import jax
 import numpy as np
@@ -20,26 +23,57 @@ def x64():
     return jax.enable_x64(True)
 
 
-def features(x, name: str, min_rows: int = 1) -> np.ndarray:
-    """Validate a feature matrix [N, D] (any real dtype, numpy or JAX) and return it as numpy float64."""
+def features(x, name: str, min_rows: int = 1, fn: str | None = None) -> np.ndarray:
+    """Validate a feature matrix [N, D] (any real dtype, numpy or JAX) and return it as numpy float64.
+
+    ``fn`` (the public function checking its argument ``name``) starts every error message. NaN or inf is
+    refused: one non-finite feature turns FID/KID into NaN or, worse, into a finite wrong number (PRDC's
+    comparisons with NaN are simply false).
+    """
+    where = f"{fn}: {name}" if fn else name
     x = np.asarray(jax.device_get(x))
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise GMJaxError(f"{name} must be a real-valued feature array [N, D], got dtype {x.dtype}")
+        raise GMJaxError(f"{where} must be a real-valued feature array [N, D], got dtype {x.dtype}")
     if x.ndim != 2:
-        raise GMJaxError(f"{name} must have shape [N, D] (one feature vector per row), got shape {x.shape}; "
+        raise GMJaxError(f"{where} must have shape [N, D] (one feature vector per row), got shape {x.shape}; "
                          f"flatten it with x.reshape(len(x), -1)")
     if x.shape[0] < min_rows:
-        raise GMJaxError(f"{name} needs at least {min_rows} rows (samples), got {x.shape[0]}; pass more samples")
+        raise GMJaxError(f"{where} needs at least {min_rows} rows (samples), got {x.shape[0]}; pass more samples")
     x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise GMJaxError(f"{name} contains NaN or inf; check the feature extractor's input")
+    bad = x.size - int(np.count_nonzero(np.isfinite(x)))
+    if bad:
+        rows = int(np.count_nonzero(~np.isfinite(x).all(axis=1)))
+        raise GMJaxError(f"{where} has {bad} NaN or inf values (in {rows} of {x.shape[0]} rows); check the "
+                         f"inputs of the feature network, or drop those rows")
     return x
 
 
-def same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+def same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, fn: str | None = None) -> None:
     if a.shape[1] != b.shape[1]:
-        raise GMJaxError(f"{name_a} and {name_b} must have the same feature dimension, got {a.shape[1]} and "
+        where = f"{fn}: " if fn else ""
+        raise GMJaxError(f"{where}{name_a} and {name_b} must have the same feature dimension, got {a.shape[1]} and "
                          f"{b.shape[1]}; extract both with the same network layer")
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (PIL and zipfile messages may hold newlines)."""
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
+def open_npz(path: str, remedy: str):
+    """``np.load(path)`` as an NpzFile, or GMJaxError (ending with ``remedy``) when the file is not a readable
+    ``.npz``. np.load's own errors mislead here: text reads as "pickled data" (with advice to unpickle it) and a
+    ``.npy`` file loads as a bare array."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise GMJaxError(f"{path} holds a single .npy array, not an .npz archive of named arrays; {remedy}")
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise GMJaxError(f"{path} is not an .npz archive (it does not start like a zip file); {remedy}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise GMJaxError(f"{path}: cannot read it as an .npz archive ({one_line(e)}); {remedy}") from None
 
 
 def default_weights_dir() -> str:

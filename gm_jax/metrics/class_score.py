@@ -18,6 +18,10 @@ from gm_jax.metrics._features import features, x64
 
 __all__ = ["inception_score"]
 
+# Rows within this of summing to 1 (and non-negative) are taken for probabilities: float32 softmax outputs
+# sum to 1 within ~1e-6 per 1000 classes, while logits summing to 1 in every row do not happen by chance.
+_PROB_SUM_TOL = 1e-3
+
 
 def _is_x64(logits, seg, num_splits: int):
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -41,15 +45,21 @@ def inception_score(logits, splits: int = 10):
         without the bias; torch-fidelity uses the unbiased ones). Any float dtype; computed in float64.
       splits: number of contiguous splits; split i is ``logits[i*N//splits:(i+1)*N//splits]``.
     Returns: (mean, std) over splits as Python floats; std uses ddof=0. Bounds: 1 <= IS <= C.
+    Raises: GMJaxError on NaN/inf, and when the input looks like probabilities: C > 1 and every row
+      non-negative and summing to 1 within 1e-3 (a softmax of probabilities flattens them, so IS ~1 for any
+      model). Pass ``log(probs)`` instead: ``log_softmax(log p) = log p``, the same IS as the logits give.
     """
-    x = features(logits, "logits")
+    x = features(logits, "logits", fn="inception_score")
+    if x.shape[1] > 1 and np.all(x >= 0) and np.all(np.abs(x.sum(axis=1) - 1.0) <= _PROB_SUM_TOL):
+        raise GMJaxError("inception_score takes logits, but every row is non-negative and sums to 1, which looks "
+                         "like probabilities; pass the classifier's logits or np.log(np.maximum(probs, 1e-30))")
     n = x.shape[0]
     if int(splits) != splits or splits < 1:
-        raise GMJaxError(f"splits must be a positive integer, got {splits!r}")
+        raise GMJaxError(f"inception_score: splits must be a positive integer, got {splits!r}")
     splits = int(splits)
     if splits > n:
-        raise GMJaxError(f"splits={splits} is more than the number of samples N={n}; use splits <= N "
-                         f"(the usual setting is 10 splits of 50,000 samples)")
+        raise GMJaxError(f"inception_score: splits={splits} is more than the number of samples N={n}; use "
+                         f"splits <= N (the usual setting is 10 splits of 50,000 samples)")
     bounds = np.arange(splits + 1) * n // splits
     seg = np.repeat(np.arange(splits), np.diff(bounds))
     with x64():

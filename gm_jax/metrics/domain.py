@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 from flax import traverse_util
 
 from gm_jax.errors import GMJaxError
@@ -208,7 +209,8 @@ def domain_extractor(dataset_name: str, path=None) -> FeatureExtractor:
 
 
 def train_domain_classifier(dataset, steps: int = 2000, batch_size: int = 128, learning_rate: float = 1e-3,
-                            seed: int = 0, widths: Sequence[int] = (16, 32, 32), feature_dim: int = 128):
+                            seed: int = 0, widths: Sequence[int] = (16, 32, 32), feature_dim: int = 128, *,
+                            progress: bool = False):
     """Train the domain classifier on the ``train`` split of a labelled image dataset.
 
     Softmax cross-entropy, Adam (``optax.adam``), batches from :func:`gm_jax.data.loading.batch_indices`
@@ -223,6 +225,7 @@ def train_domain_classifier(dataset, steps: int = 2000, batch_size: int = 128, l
       dataset: a :class:`gm_jax.data.loading.Dataset` with an ``image`` feature and labels (``load_dataset``).
       steps, batch_size, learning_rate, seed: the optimisation; ``seed`` fixes the init and the batch order.
       widths, feature_dim: the network (see :class:`DomainClassifier`).
+      progress: a progress bar on stderr.
     Returns:
       ``(variables, info)``: ``variables = {"params": ...}``; ``info`` is a JSON-able dict with ``dataset``,
       ``test_accuracy`` (on the ``test`` split, else ``validation``, else None), ``test_split``, ``steps``,
@@ -266,7 +269,8 @@ def train_domain_classifier(dataset, steps: int = 2000, batch_size: int = 128, l
         return optax.apply_updates(p, updates), s, loss
 
     losses = []
-    for t in range(steps):
+    for t in tqdm(range(steps), desc=f"domain classifier on {spec.name}", disable=not progress, leave=False,
+                  dynamic_ncols=True):
         params, opt_state, loss = step(params, opt_state, pixels, labels, batch_indices(seed, t, n, batch_size))
         if t >= steps - 50:
             losses.append(loss)

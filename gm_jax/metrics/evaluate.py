@@ -26,8 +26,9 @@ import numpy as np
 from gm_jax import parallel
 from gm_jax.errors import GMJaxError
 from gm_jax.metrics import extract
+from gm_jax.metrics._features import open_npz
 from gm_jax.metrics.domain import domain_extractor
-from gm_jax.metrics.frechet import feature_stats, save_stats
+from gm_jax.metrics.frechet import feature_stats, load_stats, save_stats
 from gm_jax.metrics.suite import check_real_given, parse_metrics, sample_quality
 from gm_jax.models.base import accepts_kwarg
 
@@ -92,11 +93,14 @@ def row_source(text: str, *, data_dir: str | None = None, what: str = "source") 
 
 def read_fid_stats(path: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(mu [D], sigma [D, D])`` when ``path`` is an ``.npz`` file holding FID statistics ``mu`` and ``sigma``
-    (pytorch-fid's layout, or :func:`gm_jax.metrics.save_stats`), else None."""
+    (pytorch-fid's layout, or :func:`gm_jax.metrics.save_stats`), else None. Statistics are checked by
+    :func:`~gm_jax.metrics.load_stats` (shapes, finite, sigma PSD); a file that is not a readable ``.npz`` raises
+    GMJaxError."""
     if not path.endswith(".npz") or not os.path.isfile(path):
         return None
-    with np.load(path) as f:
-        return (f["mu"], f["sigma"]) if "mu" in f.files and "sigma" in f.files else None
+    with open_npz(path, "write examples with np.savez(path, images=x), statistics with save_stats") as f:
+        is_stats = "mu" in f.files and "sigma" in f.files
+    return load_stats(path) if is_stats else None
 
 
 def feature_extractor(kind: str | None = None, *, example_shape: Sequence[int], weights: str | None = None,
@@ -126,7 +130,8 @@ def feature_extractor(kind: str | None = None, *, example_shape: Sequence[int], 
 
 
 def model_features(extractor: extract.FeatureExtractor, samples: ModelSamples, *, num: int, key,
-                   batch_size: int = 200, mesh=None, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                   batch_size: int = 200, mesh=None, keys: Sequence[str] | None = None,
+                   progress: bool = False) -> dict[str, np.ndarray]:
     """Features of ``num`` samples of a model, drawn inside the extraction step
     (:func:`gm_jax.metrics.extract.sampler_features`: batch i uses ``fold_in(key, i)``, then one fold per device).
 
@@ -139,7 +144,8 @@ def model_features(extractor: extract.FeatureExtractor, samples: ModelSamples, *
     def sample_fn(variables, k, n):
         return extract.to_unit_interval(model.sample(variables, k, n, **kw), levels)
 
-    return extract.sampler_features(extractor, sample_fn, samples.variables, key, num, batch_size, mesh, keys)
+    return extract.sampler_features(extractor, sample_fn, samples.variables, key, num, batch_size, mesh, keys,
+                                    progress=progress)
 
 
 def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract.RowSource | ModelSamples,
@@ -147,7 +153,7 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
                             features: str | extract.FeatureExtractor | None = None,
                             weights: str | None = None, resize: str = "tf1", domain_dataset: str | None = None,
                             num: int | None = None, batch_size: int = 200, key=None, data_dir: str | None = None,
-                            save_real_stats: str | None = None, mesh=None) -> dict:
+                            save_real_stats: str | None = None, mesh=None, progress: bool = False) -> dict:
     """Sample-quality metrics of generated examples against real ones, from inputs to numbers.
 
     Args:
@@ -167,6 +173,7 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
       save_real_stats: also write ``mu``, ``sigma`` of the real features to this ``.npz`` (reusable as ``real``);
         nothing is written when the real side is not examples.
       mesh: the device mesh (default :func:`gm_jax.parallel.make_mesh`).
+      progress: progress bars on stderr while features are computed.
     Returns: a flat dict: ``features`` (the network's name), ``num_fake``, ``num_real`` (None without real
       examples), ``resize`` (Inception only), then the metrics of :func:`gm_jax.metrics.suite.sample_quality`
       (fid; is_mean, is_std; kid_mean, kid_std; precision, recall, density, coverage).
@@ -202,15 +209,18 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
 
     real_features = None
     if real_source is not None:
-        real_features = extract.source_features(extractor, real_source, batch_size, mesh, keys, num=num)
+        real_features = extract.source_features(extractor, real_source, batch_size, mesh, keys, num=num,
+                                                progress=progress)
         if save_real_stats:
             save_stats(save_real_stats, *feature_stats(real_features[extractor.features_key]))
     if model is not None:
         n = num or min(len(real_features[extractor.features_key]) if real_features else DEFAULT_NUM_SAMPLES,
                        MAX_NUM_SAMPLES)
-        fake_features = model_features(extractor, model, num=n, key=key, batch_size=batch_size, mesh=mesh, keys=keys)
+        fake_features = model_features(extractor, model, num=n, key=key, batch_size=batch_size, mesh=mesh, keys=keys,
+                                       progress=progress)
     else:
-        fake_features = extract.source_features(extractor, fake_source, batch_size, mesh, keys, num=num)
+        fake_features = extract.source_features(extractor, fake_source, batch_size, mesh, keys, num=num,
+                                                progress=progress)
     out = {"features": extractor.name, "num_fake": len(fake_features[extractor.features_key]),
            "num_real": len(real_features[extractor.features_key]) if real_features else None}
     if extractor.name == "inception":

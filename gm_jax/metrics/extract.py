@@ -19,15 +19,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import zipfile
+import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
 
 from gm_jax import parallel
 from gm_jax.errors import GMJaxError
+from gm_jax.metrics._features import one_line, open_npz
 
 __all__ = ["IMAGE_SUFFIXES", "FeatureExtractor", "raw_extractor", "inception_extractor", "RowSource",
            "to_unit_interval", "array_source", "npz_source", "directory_source", "dataset_source",
@@ -107,6 +111,14 @@ def array_source(x: np.ndarray, num_levels: int | None = 256, description: str =
     x = np.asarray(x)
     if x.ndim < 2 or len(x) == 0:
         raise GMJaxError(f"{description}: expected examples [N, ...] with N >= 1, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.inexact):
+        # NaN passes the range check below (comparisons with NaN are false) and yields a finite, wrong FID.
+        finite = np.isfinite(x)
+        bad = x.size - int(np.count_nonzero(finite))
+        if bad:
+            rows = len(x) - int(np.count_nonzero(finite.reshape(len(x), -1).all(axis=1)))
+            raise GMJaxError(f"{description}: {bad} values in {rows} of {len(x)} examples are NaN or inf; "
+                             f"drop those examples or fix the sampler that produced them")
     if num_levels is not None:
         if x.ndim == 3:  # grey images without a channel axis
             x = x[..., None]
@@ -129,45 +141,91 @@ def npz_source(path: str) -> RowSource:
     """
     if not os.path.isfile(path):
         raise GMJaxError(f"no such file '{path}'")
-    with np.load(path) as f:
-        names = [k for k in ("images", "samples") if k in f.files]
-        arrays = [k for k in f.files if k != "num_levels"]
-        if "mu" in f.files and "sigma" in f.files:
-            raise GMJaxError(f"{path} holds FID statistics (mu, sigma), not examples; they serve only --metrics fid")
-        if not names and len(arrays) != 1:
-            raise GMJaxError(f"{path} holds {', '.join(f.files) or 'nothing'}; save the examples under the key "
-                             "'images' (or 'samples')")
-        x = f[names[0] if names else arrays[0]]
-        num_levels = int(f["num_levels"]) if "num_levels" in f.files else 256
+    remedy = "write the examples with np.savez(path, images=x) or `gm-jax sample --out FILE.npz`"
+    with open_npz(path, remedy) as f:
+        try:
+            x, num_levels = _npz_examples(f, path)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # a damaged member
+            raise GMJaxError(f"{path}: cannot read it as an .npz archive ({one_line(e)}); {remedy}") from None
     return array_source(x, None if x.ndim == 2 else num_levels, description=path)
 
 
-def directory_source(path: str) -> RowSource:
-    """Image files (png, jpg, bmp, webp) in a directory, read lazily in sorted-name order as 8-bit pixels.
+def _npz_examples(f, path: str):
+    """(examples, num_levels) from an open NpzFile (see :func:`npz_source` for the keys)."""
+    names = [k for k in ("images", "samples") if k in f.files]
+    arrays = [k for k in f.files if k != "num_levels"]
+    if "mu" in f.files and "sigma" in f.files:
+        raise GMJaxError(f"{path} holds FID statistics (mu, sigma), not examples; they serve only --metrics fid")
+    if not names and len(arrays) != 1:
+        raise GMJaxError(f"{path} holds {', '.join(f.files) or 'nothing'}; save the examples under the key "
+                         "'images' (or 'samples')")
+    key = names[0] if names else arrays[0]
+    x = f[key]
+    if not isinstance(x, np.ndarray):  # NpzFile returns a member without the .npy header as raw bytes
+        raise GMJaxError(f"{path}: its member '{key}' is not a .npy array; save the examples with "
+                         "np.savez(path, images=x)")
+    if "num_levels" not in f.files:
+        return x, 256
+    levels = f["num_levels"]
+    if levels.shape != () or not np.issubdtype(levels.dtype, np.integer) or levels < 2:
+        raise GMJaxError(f"{path}: num_levels must be one integer >= 2 (e.g. 256 for 8-bit pixels), got "
+                         f"{levels.dtype} {levels.shape} {levels.ravel()[:3]}; save it as num_levels=256")
+    return x, int(levels)
 
-    Greyscale files give one channel, everything else RGB; all files must have one size.
+
+def _read_image(file: str) -> tuple[np.ndarray, int]:
+    """One image file as (float32 pixels [H, W, C] in [0, 1], bit depth 8 or 16).
+
+    8-bit greyscale (PIL mode ``L``) gives one channel divided by 255; 16-bit greyscale (``I;16*``, and ``I``,
+    as older Pillow opens 16-bit PNGs) one channel divided by 65535 (``convert("RGB")`` would clip it to 0/255);
+    everything else is converted to 8-bit RGB. A file PIL cannot decode raises GMJaxError naming it.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(file) as im:
+            if im.mode.startswith("I;16") or im.mode == "I":
+                a, bits = np.asarray(im).astype(np.int64), 16
+            else:
+                a, bits = np.asarray(im if im.mode == "L" else im.convert("RGB")), 8
+    except UnidentifiedImageError:
+        raise GMJaxError(f"{file} is not an image file PIL can read; remove it from the directory or re-save it "
+                         "as PNG") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or corrupt data (PIL's own types)
+        raise GMJaxError(f"{file}: cannot decode the image ({one_line(e)}); remove it from the directory or "
+                         "re-save it as PNG") from None
+    if bits == 16 and (a.min() < 0 or a.max() > 65535):  # mode "I" is 32-bit in general
+        raise GMJaxError(f"{file} holds values in [{a.min()}, {a.max()}], outside 16-bit 0..65535; save the "
+                         "images as 8-bit or 16-bit PNG")
+    a = a.astype(np.float32) / (65535.0 if bits == 16 else 255.0)
+    return (a[..., None] if a.ndim == 2 else a), bits
+
+
+def directory_source(path: str) -> RowSource:
+    """Image files (png, jpg, bmp, webp) in a directory, read lazily in sorted-name order, scaled to [0, 1].
+
+    8-bit greyscale files give one channel, 16-bit greyscale ones one channel divided by 65535, everything else
+    8-bit RGB; all files must have one size, mode and bit depth (mixed depths usually mean mixed sources).
+    Unreadable files raise GMJaxError naming the file.
+    """
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
     if not names:
         raise GMJaxError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in directory '{path}'")
-
-    def load(name):
-        with Image.open(os.path.join(path, name)) as im:
-            im = im if im.mode == "L" else im.convert("RGB")
-            a = np.asarray(im)
-        return a[..., None] if a.ndim == 2 else a
-
-    first = load(names[0])
+    first, first_bits = _read_image(os.path.join(path, names[0]))
 
     def read(idx):
-        images = [load(names[i]) for i in idx]
-        for i, a in zip(idx, images):
+        images = []
+        for i in idx:
+            file = os.path.join(path, names[i])
+            a, bits = _read_image(file)
             if a.shape != first.shape:
-                raise GMJaxError(f"{os.path.join(path, names[i])} is {a.shape}, but {names[0]} is {first.shape}; "
-                                 "all images of a directory must have one size and mode")
-        return np.stack(images).astype(np.float32) / 255.0
+                raise GMJaxError(f"{file} is {a.shape}, but {names[0]} is {first.shape}; all images of a directory "
+                                 "must have one size and mode")
+            if bits != first_bits:
+                raise GMJaxError(f"{file} is {bits}-bit, but {names[0]} is {first_bits}-bit; convert the "
+                                 "directory's images to one bit depth")
+            images.append(a)
+        return np.stack(images)
 
     return RowSource(len(names), first.shape, read, path)
 
@@ -210,15 +268,20 @@ def _select(out: dict, keys: tuple[str, ...]) -> dict:
     return {k: out[k] for k in keys}
 
 
-def _stream(num: int, batch_size: int, run_batch: Callable[[int, int], dict]) -> dict:
-    """Runs ``run_batch(i, lo)`` for each padded batch and concatenates the first ``num`` rows on the host."""
+def _stream(num: int, batch_size: int, run_batch: Callable[[int, int], dict], desc: str | None = None) -> dict:
+    """Runs ``run_batch(i, lo)`` for each padded batch and concatenates the first ``num`` rows on the host;
+    with ``desc``, a progress bar on stderr counts the rows."""
     chunks, pending = [], None
+    bar = tqdm(total=num, desc=desc, unit="ex", leave=False, dynamic_ncols=True,
+               disable=desc is None or jax.process_index() != 0)
     for i, lo in enumerate(range(0, num, batch_size)):
         result = (run_batch(i, lo), min(batch_size, num - lo))  # dispatch i before fetching i - 1
         if pending is not None:
             chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
+            bar.update(pending[1])
         pending = result
     chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
+    bar.close()
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
@@ -236,8 +299,9 @@ def _keys(extractor: FeatureExtractor, keys: Sequence[str] | None) -> tuple[str,
 
 
 def source_features(extractor: FeatureExtractor, source: RowSource, batch_size: int = 200, mesh=None,
-                    keys: Sequence[str] | None = None, num: int | None = None) -> dict[str, np.ndarray]:
-    """Features of the first ``num`` (default all) examples of ``source``.
+                    keys: Sequence[str] | None = None, num: int | None = None, *,
+                    progress: bool = False) -> dict[str, np.ndarray]:
+    """Features of the first ``num`` (default all) examples of ``source`` (``progress``: a bar on stderr).
 
     Returns: {output name: float32 [num, D]} for ``keys`` (default: the extractor's features and logits).
     Each process reads only its own rows of each batch (multi-host), and the features are gathered.
@@ -255,7 +319,7 @@ def source_features(extractor: FeatureExtractor, source: RowSource, batch_size: 
         idx = np.pad(idx, (0, bs - len(idx)), mode="edge")
         return fn(variables, parallel.global_batch(source.read(parallel.local_rows(idx, mesh)), mesh))
 
-    return _stream(num, bs, run_batch)
+    return _stream(num, bs, run_batch, f"{extractor.name} features of {source.description}" if progress else None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -270,8 +334,10 @@ def _jit_sampler(apply, sample_fn, per_device: int, keys, mesh):
 
 
 def sampler_features(extractor: FeatureExtractor, sample_fn: Callable, sample_variables, key, num: int,
-                     batch_size: int = 200, mesh=None, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Features of ``num`` samples drawn and embedded on the devices, batch by batch.
+                     batch_size: int = 200, mesh=None, keys: Sequence[str] | None = None, *,
+                     progress: bool = False) -> dict[str, np.ndarray]:
+    """Features of ``num`` samples drawn and embedded on the devices, batch by batch (``progress``: a bar
+    on stderr).
 
     Args:
       sample_fn: ``(sample_variables, key, n) -> [n, ...]`` float32 in the extractor's input convention
@@ -288,4 +354,5 @@ def sampler_features(extractor: FeatureExtractor, sample_fn: Callable, sample_va
     fn = _jit_sampler(extractor.apply, sample_fn, bs // mesh.size, _keys(extractor, keys), mesh)
     fvars = parallel.put_replicated(extractor.variables, mesh)
     svars = parallel.put_replicated(sample_variables, mesh)
-    return _stream(num, bs, lambda i, lo: fn(fvars, svars, jax.random.fold_in(key, i)))
+    return _stream(num, bs, lambda i, lo: fn(fvars, svars, jax.random.fold_in(key, i)),
+                   f"sampling and {extractor.name} features" if progress else None)

@@ -25,26 +25,61 @@ dict pytree that pickles, ``np.savez``-es and all-gathers trivially, and results
 from __future__ import annotations
 
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.errors import GMJaxError
-from gm_jax.metrics._features import features, same_dim, x64
+from gm_jax.metrics._features import features, one_line, open_npz, same_dim, x64
 
 __all__ = ["frechet_distance", "feature_stats_init", "feature_stats_update", "feature_stats_merge",
            "feature_stats_finalize", "feature_stats", "fid", "save_stats", "load_stats"]
 
 
-def _stats_arrays(mu, sigma, which: str):
+# A covariance is PSD; eigenvalues below -_PSD_RTOL * (largest eigenvalue) are not rounding. Round-off of
+# np.cov in float64 gives ~1e-15 relative, statistics stored as float32 ~1e-8; an indefinite "covariance"
+# would otherwise be clamped silently inside _frechet_x64 and give a wrong (often ~0) distance.
+_PSD_RTOL = 1e-6
+
+
+def _check_psd(sigma, where: str) -> None:
+    """Raises unless the symmetric sigma [D, D] has no eigenvalue below -_PSD_RTOL * its largest one.
+
+    Fast path: a Cholesky factorisation of ``sigma + _PSD_RTOL * max(diag) * I`` succeeds only if every
+    eigenvalue exceeds ``-_PSD_RTOL * max(diag) >= -_PSD_RTOL * lambda_max``; otherwise the eigenvalues decide.
+    """
+    shift = _PSD_RTOL * max(float(np.max(np.diag(sigma))), 0.0)
+    try:
+        np.linalg.cholesky(sigma + shift * np.eye(sigma.shape[0]))
+        return
+    except np.linalg.LinAlgError:
+        pass
+    w = np.linalg.eigvalsh(sigma)
+    if w[0] < -_PSD_RTOL * max(w[-1], 0.0):
+        raise GMJaxError(f"{where} is not a covariance matrix: its most negative eigenvalue is {w[0]:.4g} (largest "
+                         f"{w[-1]:.4g}), so it is not positive semi-definite; compute it with feature_stats or "
+                         f"np.cov(feats, rowvar=False)")
+
+
+def _stats_arrays(mu, sigma, fn: str, suffix: str = ""):
+    """mu [D], sigma [D, D] as float64 numpy, checked: shapes, finite, sigma symmetric PSD (up to round-off).
+
+    ``fn`` starts the error messages (the function or file), ``suffix`` follows the names (``mu1``, ``sigma1``).
+    """
+    mu_name, sigma_name = f"mu{suffix}", f"sigma{suffix}"
     mu = np.asarray(jax.device_get(mu), np.float64)
     sigma = np.asarray(jax.device_get(sigma), np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise GMJaxError(f"statistics {which} must be mu [D] and sigma [D, D], got shapes {mu.shape} and "
+        raise GMJaxError(f"{fn}: {mu_name} must be [D] and {sigma_name} [D, D], got shapes {mu.shape} and "
                          f"{sigma.shape}; compute them with feature_stats_finalize or load_stats")
-    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-        raise GMJaxError(f"statistics {which} contain NaN or inf; recompute them from finite features")
+    for name, a in ((mu_name, mu), (sigma_name, sigma)):
+        bad = a.size - int(np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise GMJaxError(f"{fn}: {name} has {bad} NaN or inf values; recompute the statistics from finite "
+                             f"features")
+    _check_psd(0.5 * (sigma + sigma.T), f"{fn}: {sigma_name}")
     return mu, sigma
 
 
@@ -71,11 +106,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
       mu1, mu2: feature means, [D].
       sigma1, sigma2: feature covariances, [D, D] (symmetric PSD; rank-deficient is fine).
     Returns: the distance as a Python float (squared feature units).
+    Raises: GMJaxError for NaN/inf, or a sigma with an eigenvalue below -1e-6 times its largest (round-off of
+      float32-stored statistics is ~1e-8): the trace term would silently clamp it and give a wrong distance.
     """
-    mu1, sigma1 = _stats_arrays(mu1, sigma1, "1")
-    mu2, sigma2 = _stats_arrays(mu2, sigma2, "2")
+    mu1, sigma1 = _stats_arrays(mu1, sigma1, "frechet_distance", "1")
+    mu2, sigma2 = _stats_arrays(mu2, sigma2, "frechet_distance", "2")
     if mu1.shape != mu2.shape:
-        raise GMJaxError(f"the two statistics have different feature dimensions ({mu1.shape[0]} and "
+        raise GMJaxError(f"frechet_distance: the two statistics have different feature dimensions ({mu1.shape[0]} and "
                          f"{mu2.shape[0]}); compute both from the same network layer")
     with x64():
         return float(_frechet_x64(jnp.asarray(mu1), jnp.asarray(sigma1), jnp.asarray(mu2), jnp.asarray(sigma2)))
@@ -133,7 +170,7 @@ def feature_stats_update(state: dict, feats) -> dict:
     with :func:`feature_stats_merge`. Returns the new state (the input state is not modified).
     """
     n, mean, _ = _check_state(state)
-    x = features(feats, "feats", min_rows=0)
+    x = features(feats, "feats", min_rows=0, fn="feature_stats_update")
     if x.shape[1] != mean.shape[0]:
         raise GMJaxError(f"feats has feature dimension {x.shape[1]} but the statistics were initialised for "
                          f"{mean.shape[0]}; call feature_stats_init({x.shape[1]})")
@@ -163,16 +200,16 @@ def feature_stats_finalize(state: dict, ddof: int = 1):
 
 def feature_stats(feats, ddof: int = 1):
     """(mu [D], sigma [D, D]) of a whole feature array [N, D] in one call (float64)."""
-    x = features(feats, "feats")
+    x = features(feats, "feats", fn="feature_stats")
     return feature_stats_finalize(feature_stats_update(feature_stats_init(x.shape[1]), x), ddof=ddof)
 
 
 def fid(feats1, feats2) -> float:
     """FID between two feature sets [N1, D] and [N2, D] (e.g. Inception pool3, D=2048): float64 stats (ddof=1)
     followed by :func:`frechet_distance`. Compare FIDs only at equal sample counts (it is biased in N)."""
-    a = features(feats1, "feats1", min_rows=2)
-    b = features(feats2, "feats2", min_rows=2)
-    same_dim(a, b, "feats1", "feats2")
+    a = features(feats1, "feats1", min_rows=2, fn="fid")
+    b = features(feats2, "feats2", min_rows=2, fn="fid")
+    same_dim(a, b, "feats1", "feats2", fn="fid")
     return frechet_distance(*feature_stats(a), *feature_stats(b))
 
 
@@ -181,7 +218,7 @@ def save_stats(path, mu, sigma) -> None:
     """Write statistics in pytorch-fid's layout: an ``.npz`` with arrays ``mu`` [D] and ``sigma`` [D, D] (float64).
 
     Note ``np.savez`` appends ``.npz`` when ``path`` has no such suffix."""
-    mu, sigma = _stats_arrays(mu, sigma, "to save")
+    mu, sigma = _stats_arrays(mu, sigma, "save_stats")
     np.savez(os.fspath(path), mu=mu, sigma=sigma)
 
 
@@ -192,7 +229,7 @@ def load_stats(path):
         raise GMJaxError(f"FID statistics file '{path}' does not exist; create it with save_stats(path, mu, sigma) "
                          f"(note np.savez adds a '.npz' suffix)")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open_npz(path, "write it with save_stats") as f:
             keys = set(f.files)
             if not {"mu", "sigma"} <= keys:
                 raise GMJaxError(f"FID statistics file '{path}' must contain arrays 'mu' and 'sigma' "
@@ -200,6 +237,7 @@ def load_stats(path):
             mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
     except GMJaxError:
         raise
-    except (OSError, ValueError) as e:
-        raise GMJaxError(f"cannot read FID statistics file '{path}' as .npz ({e}); write it with save_stats") from e
-    return _stats_arrays(mu, sigma, f"in '{path}'")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a damaged member
+        raise GMJaxError(f"cannot read FID statistics file '{path}' as .npz ({one_line(e)}); write it with "
+                         "save_stats") from None
+    return _stats_arrays(mu, sigma, f"FID statistics file '{path}'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from gm_jax import parallel
 from gm_jax.data.loading import Dataset
@@ -26,18 +27,22 @@ def make_log_prob_fn(model, mesh):
 
 
 def evaluate_log_likelihood(model, variables, dataset: Dataset, key, mesh, batch_size: int = 256,
-                        max_examples: int = 0, split: str = "test") -> dict:
+                            max_examples: int = 0, split: str = "test", *, progress: bool = True) -> dict:
     """Mean test NLL over ``split`` in nats per example and bits/dim (accumulated in float64).
 
     Batches are padded to a fixed size (one compilation) and the padding is masked out; the key of
     batch i is fold_in(key, i), so results do not depend on anything but (variables, data, key).
+    ``progress`` shows a bar on stderr (the first batch includes compilation).
     """
     spec = dataset.spec
     n = dataset.size(split) if not max_examples else min(max_examples, dataset.size(split))
     batch_size = -(-min(batch_size, n) // mesh.size) * mesh.size
     fn = make_log_prob_fn(model, mesh)
     total, count = 0.0, 0
-    for i, lo in enumerate(range(0, n, batch_size)):
+    starts = range(0, n, batch_size)
+    bar = tqdm(total=n, desc=f"{split} NLL", unit="ex", disable=not progress or jax.process_index() != 0,
+               dynamic_ncols=True, leave=False)
+    for i, lo in enumerate(starts):
         idx = np.arange(lo, min(lo + batch_size, n))
         batch = dataset.read(split, np.pad(idx, (0, batch_size - len(idx)), mode="edge"))
         lp = fn(variables, jnp.asarray(batch[spec.data_key]),
@@ -45,6 +50,8 @@ def evaluate_log_likelihood(model, variables, dataset: Dataset, key, mesh, batch
         lp = np.asarray(jax.device_get(lp), np.float64)[:len(idx)]
         total += float(-lp.sum())
         count += len(idx)
+        bar.update(len(idx))
+    bar.close()
     nll = total / count
     return {"test_nll_nats": nll, "test_bits_per_dim": float(bits_per_dim(nll, spec.num_dims)),
             "num_test_examples": count}

@@ -11,15 +11,26 @@ s_j the same within the fake set ("<" below is replaced by "<=" with ``compariso
 - coverage  = mean_i [min_j D[i, j] < r_i]
 
 Conventions. The ``prdc`` package (Naeem et al.'s code, pip ``prdc==0.2``) uses Euclidean distances and strict
-``<`` everywhere; the default here reproduces it exactly on float64 features. Kynkäänniemi's official code,
+``<`` everywhere; the default here reproduces it exactly on float64 features where no radius is 0 (see
+"Repeated points"). Kynkäänniemi's official code,
 StyleGAN2-ADA and torch-fidelity use ``<=`` (Kynkäänniemi on *squared* distances: ``squared=True``). The two
 conventions differ only on exact ties (duplicated samples, lattice-valued features). The radius counts the
 sample itself as its 0-th neighbour, so it is the (k+1)-th smallest distance in its row, as in every reference.
 
-Numerics: squared distances ``max(|a|^2 - 2 a.b + |b|^2, 0)`` (the same expansion as scikit-learn, which
-``prdc`` calls) in float64 under a local x64 context, on row x column tiles of ``block_size``; k-NN radii are a
-running (k+1)-smallest over column tiles (``lax.scan``), row tiles go through ``lax.map``/``lax.scan``, so memory is
-O(block_size^2 + (N + M) D).
+Repeated points. A sample present more than k times (a collapsed generator, lattice-valued or duplicated
+data) has radius 0, and a strict ``D < 0`` ball is empty: ``prdc`` then scores such a set against itself as
+precision = recall = density = coverage = 0 (or as whatever the round-off of its distance expansion makes of
+the ties). Here a ball always contains its centre: with ``"<"`` the test is ``D < r or D == 0``, so points
+coinciding with a sample count as inside its ball (with ``"<="`` they already do). This changes nothing when
+no radius is 0, and gives precision = recall = coverage = 1 for a set against itself, duplicates or not; density
+counts every copy, as its formula says (points each repeated c > k times have density c/k against themselves).
+Squared distances below the expansion's round-off, ``64 eps (|a|^2 + |b|^2)``, are taken as exactly 0, so
+duplicated rows are at distance 0 on every backend.
+
+Numerics: squared distances ``|a|^2 - 2 a.b + |b|^2``, round-off level set to 0 (the same expansion as
+scikit-learn, which ``prdc`` calls) in float64 under a local x64 context, on row x column tiles of
+``block_size``; k-NN radii are a running (k+1)-smallest over column tiles (``lax.scan``), row tiles go through
+``lax.map``/``lax.scan``, so memory is O(block_size^2 + (N + M) D).
 """
 
 from __future__ import annotations
@@ -38,9 +49,15 @@ __all__ = ["prdc", "knn_radii"]
 _COMPARISONS = ("<", "<=")
 
 
+# Squared distances under this many eps of |a|^2 + |b|^2 are round-off of the expansion: they are set to 0, so
+# that duplicated rows coincide exactly (their zero radii and "D == 0" ties are then exact, see the docstring).
+_TIE_EPS = 64.0
+
+
 def _dist(a, an, b, bn, squared: bool):
     d = -2.0 * jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST) + an[:, None] + bn[None, :]
-    d = jnp.maximum(d, 0.0)
+    tie = _TIE_EPS * jnp.finfo(d.dtype).eps * (an[:, None] + bn[None, :])
+    d = jnp.where(d <= tie, 0.0, d)
     return d if squared else jnp.sqrt(d)
 
 
@@ -88,7 +105,9 @@ def _radii_x64(x, k, block, squared):
 
 @functools.partial(jax.jit, static_argnames=("block", "squared", "inclusive"))
 def _prdc_x64(real, fake, r, s, block, squared, inclusive):
-    cmp = jnp.less_equal if inclusive else jnp.less
+    # A ball always holds its centre: with "<", a zero radius (a point repeated more than k times) would make it
+    # empty and score a duplicated set against itself as 0.
+    cmp = jnp.less_equal if inclusive else (lambda d, r: (d < r) | (d == 0.0))
     rt, rn, rv = _tiles(real, block)
     ft, fn, fv = _tiles(fake, block)
     pad = lambda v, t: jnp.zeros((t.shape[0] * block,), v.dtype).at[:v.shape[0]].set(v).reshape(t.shape[:2])
@@ -130,7 +149,7 @@ def _check_args(k, block_size, comparison):
 def knn_radii(feats, k: int = 5, block_size: int = 1000, squared: bool = False) -> np.ndarray:
     """Distance from each row of feats [N, D] to its k-th nearest other row, [N] float64 (squared if asked)."""
     _check_args(k, block_size, "<")
-    x = features(feats, "feats", min_rows=int(k) + 1)
+    x = features(feats, "feats", min_rows=int(k) + 1, fn="knn_radii")
     block = int(min(block_size, x.shape[0]))
     with x64():
         return np.asarray(_radii_x64(jnp.asarray(x), int(k), block, bool(squared)), np.float64)
@@ -147,15 +166,16 @@ def prdc(real_feats, fake_feats, k: int = 5, block_size: int = 1000, comparison:
       block_size: tile edge for the pairwise distances; memory ~ block_size^2 float64 per tile. Results do not
         depend on it.
       comparison: ``"<"`` (``prdc`` package, default) or ``"<="`` (Kynkäänniemi et al., torch-fidelity, StyleGAN2).
+        Either way a ball contains its centre, so points repeated more than k times (zero radii) still count.
       squared: compare squared Euclidean distances (Kynkäänniemi's code) instead of distances (``prdc``);
         the same except at rounding-level near-ties.
     Returns: dict with Python floats ``precision``, ``recall``, ``density`` (may exceed 1) and ``coverage``.
     """
     _check_args(k, block_size, comparison)
     k = int(k)
-    real = features(real_feats, "real_feats", min_rows=k + 1)
-    fake = features(fake_feats, "fake_feats", min_rows=k + 1)
-    same_dim(real, fake, "real_feats", "fake_feats")
+    real = features(real_feats, "real_feats", min_rows=k + 1, fn="prdc")
+    fake = features(fake_feats, "fake_feats", min_rows=k + 1, fn="prdc")
+    same_dim(real, fake, "real_feats", "fake_feats", fn="prdc")
     block = int(min(block_size, max(real.shape[0], fake.shape[0])))
     with x64():
         r = _radii_x64(jnp.asarray(real), k, int(min(block, real.shape[0])), bool(squared))

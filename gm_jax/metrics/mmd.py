@@ -41,9 +41,9 @@ _mmd2_jit = jax.jit(_mmd2)
 
 def mmd2_unbiased(x, y) -> float:
     """Unbiased MMD^2 between samples x [m, D] and y [n, D] (m, n >= 2) with the KID cubic kernel, in float64."""
-    x = features(x, "x", min_rows=2)
-    y = features(y, "y", min_rows=2)
-    same_dim(x, y, "x", "y")
+    x = features(x, "x", min_rows=2, fn="mmd2_unbiased")
+    y = features(y, "y", min_rows=2, fn="mmd2_unbiased")
+    same_dim(x, y, "x", "y", fn="mmd2_unbiased")
     with x64():
         return float(_mmd2_jit(jnp.asarray(x), jnp.asarray(y)))
 
@@ -93,9 +93,9 @@ def kid(feats1, feats2, num_subsets: int = 100, subset_size: int = 1000, key=Non
     """
     if key is None:
         raise GMJaxError("kid needs a PRNG key to draw its subsets; pass key=jax.random.key(0)")
-    x = features(feats1, "feats1", min_rows=2)
-    y = features(feats2, "feats2", min_rows=2)
-    same_dim(x, y, "feats1", "feats2")
+    x = features(feats1, "feats1", min_rows=2, fn="kid")
+    y = features(feats2, "feats2", min_rows=2, fn="kid")
+    same_dim(x, y, "feats1", "feats2", fn="kid")
     i1, i2 = kid_subset_indices(key, x.shape[0], y.shape[0], num_subsets, subset_size)
     batch = max(1, min(int(subset_batch), int(num_subsets)))
     with x64():

@@ -3,6 +3,7 @@
 from gm_jax.models.autoregressive import MADEConfig, MADEModel, PixelCNN, PixelCNNConfig
 from gm_jax.models.base import Model, config_from_dict, config_to_dict, num_params, override, param_groups
 from gm_jax.models.charlm import CharLM, CharLMConfig
+from gm_jax.models.describe import describe_config, format_config
 from gm_jax.models.diffusion import DDPM, DDPMConfig
 from gm_jax.models.cyclegan import CycleGAN, CycleGANConfig
 from gm_jax.models.ebm import EBM, EBMConfig
@@ -37,4 +38,4 @@ __all__ = ["MODELS", "Model", "CharLM", "CharLMConfig", "DDPM", "DDPMConfig", "E
            "PixelCNNConfig", "RealNVP", "RealNVPConfig", "ScoreSDE", "ScoreSDEConfig", "SplineFlow",
            "SplineFlowConfig", "VAE", "VAEConfig", "config_from_dict", "config_to_dict", "num_params", "override",
            "param_groups", "GAN", "GANConfig", "DCGANConfig", "WGANGPConfig", "SNGANConfig", "StyleGANSmallConfig",
-           "CycleGAN", "CycleGANConfig"]
+           "CycleGAN", "CycleGANConfig", "describe_config", "format_config"]

@@ -28,7 +28,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import binarize, from_centres, to_centres
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import Config, check_hidden, check_positive
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam
 from gm_jax.nets.made import MADE
 from gm_jax.nets.pixelcnn import GatedPixelCNN
 from gm_jax.samplers.ancestral import ancestral_sample
@@ -75,13 +75,15 @@ class MADEConfig(Config):
     vs 94.7 nats), on moons too (2.49 vs 2.57 nats).
     """
 
-    hidden: tuple[int, ...] = (512, 512)
-    likelihood: Literal["auto", "categorical", "bernoulli", "mog"] = "auto"
-    num_components: int = 10
-    num_orderings: int = 16
-    order_seed: int = 0
-    conditional: bool = False
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    hidden: tuple[int, ...] = hparam((512, 512), "widths of the masked hidden layers")
+    likelihood: Literal["auto", "categorical", "bernoulli", "mog"] = hparam(
+        "auto", "per-dimension conditional: auto (categorical on images, mog on points) or a fixed one")
+    num_components: int = hparam(10, "Gaussians per dimension (likelihood=mog)")
+    num_orderings: int = hparam(16, "> 1: order-agnostic training over this many orderings, ensembled in log_prob")
+    order_seed: int = hparam(0, "seed of the random orderings")
+    conditional: bool = hparam(False, "condition on the dataset's labels")
+    compute_dtype: Literal["float32", "bfloat16"] = hparam(
+        "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
         check_hidden(self)
@@ -205,14 +207,16 @@ class PixelCNNConfig(Config):
     output network width; ``conditional``: a learned per-class bias in every gate.
     """
 
-    features: int = 32
-    num_layers: int = 6
-    kernel_size: int = 3
-    head_features: int = 64
-    likelihood: Literal["categorical", "dmol"] = "categorical"
-    num_mixtures: int = 5
-    conditional: bool = False
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    features: int = hparam(32, "channels of the vertical and horizontal stacks")
+    num_layers: int = hparam(6, "gated layers")
+    kernel_size: int = hparam(3, "odd n: vertical (n//2+1) x n and horizontal 1 x n kernels")
+    head_features: int = hparam(64, "width of the per-pixel output network")
+    likelihood: Literal["categorical", "dmol"] = hparam(
+        "categorical", "categorical (K-way per subpixel) or dmol (PixelCNN++ logistic mixture)")
+    num_mixtures: int = hparam(5, "discretized logistic components (likelihood=dmol)")
+    conditional: bool = hparam(False, "a learned per-class bias in every gate (class-conditional)")
+    compute_dtype: Literal["float32", "bfloat16"] = hparam(
+        "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
         check_positive(self, "features", "num_layers", "head_features", "num_mixtures")

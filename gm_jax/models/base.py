@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import typing
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from gm_jax.errors import GMJaxError
 
 __all__ = ["Model", "Variables", "Config", "param_groups", "check_group", "check_positive", "check_hidden",
            "check_fields", "literal_choices", "accepts_kwarg", "rbg_key", "num_params", "override", "config_to_dict",
-           "config_from_dict"]
+           "config_from_dict", "hparam", "field_help"]
 
 Variables = dict  # {"params": pytree of float32 arrays, "state": pytree of model state (may be empty)}
 
@@ -97,6 +98,22 @@ def num_params(params) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ configs
+def hparam(default, help: str):
+    """A config field with its one-line meaning beside it: ``lr: float = hparam(1e-3, "peak learning rate")``.
+    The meaning is the field's ``metadata["help"]``, which ``gm-jax config MODEL`` prints."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def field_help(cls, name: str) -> str | None:
+    """The one-line meaning of field ``name`` of config class ``cls``: the field's own or, where a subclass
+    only changes the default (``loss: GANLoss = "hinge"``), the nearest base class's; None if undescribed."""
+    for klass in cls.__mro__:
+        field = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if field is not None and field.metadata.get("help"):
+            return field.metadata["help"]
+    return None
+
+
 def literal_choices(annotation) -> tuple | None:
     """The allowed values of a ``Literal[...]`` annotation, or None for any other type. A config's choices
     live only in its field's Literal (or a module's Literal alias); tuples of names derive from it with
@@ -126,6 +143,8 @@ def _check_field(name: str, value, annotation):
         raise GMJaxError(f"{name} must be an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, numbers.Real) and not _is_bool(value):
+            if not math.isfinite(value):  # nan slips through every range check (nan <= 0 is False)
+                raise GMJaxError(f"{name} must be a finite number, got {value!r}")
             return float(value)
         raise GMJaxError(f"{name} must be a number, got {value!r}")
     if annotation is str:
@@ -226,5 +245,11 @@ def config_to_dict(config) -> dict:
 
 
 def config_from_dict(cls, values: dict):
-    """The config ``cls`` of a JSON dict (lists become tuples and everything validates at construction)."""
+    """The config ``cls`` of a JSON dict (lists become tuples and everything validates at construction);
+    an unknown field raises one line naming it."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GMJaxError(f"{cls.__name__} has no field {', '.join(map(repr, unknown))} (a config written by another "
+                         f"gm-jax version, or edited?); fields: {', '.join(sorted(known))}")
     return cls(**values)

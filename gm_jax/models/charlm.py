@@ -21,7 +21,7 @@ from gm_jax import distributions as D
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import Config, check_positive
+from gm_jax.models.base import Config, check_positive, hparam
 from gm_jax.nets.transformer import CausalTransformer
 
 __all__ = ["CharLMConfig", "CharLM", "top_k_logits"]
@@ -31,11 +31,12 @@ __all__ = ["CharLMConfig", "CharLM", "top_k_logits"]
 class CharLMConfig(Config):
     """Transformer hyper-parameters. The context is the dataset's window (``spec.shape[0]`` tokens)."""
 
-    num_layers: int = 2
-    num_heads: int = 4
-    embed_dim: int = 64
-    mlp_ratio: int = 4
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    num_layers: int = hparam(2, "Transformer blocks")
+    num_heads: int = hparam(4, "attention heads per block")
+    embed_dim: int = hparam(64, "token embedding and residual width")
+    mlp_ratio: int = hparam(4, "MLP hidden width as a multiple of embed_dim")
+    compute_dtype: Literal["float32", "bfloat16"] = hparam(
+        "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
         check_positive(self, "num_layers", "num_heads", "embed_dim", "mlp_ratio")

@@ -47,7 +47,7 @@ from gm_jax.data.preprocess import dequantize, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.adversarial import GANLoss, cycle_consistency_loss, discriminator_loss, generator_loss, \
     identity_loss
-from gm_jax.models.base import Config, check_group, check_positive, rbg_key
+from gm_jax.models.base import Config, check_group, check_positive, hparam, rbg_key
 from gm_jax.nets.cyclegan import Padding, PatchDiscriminator, ResNetTranslator
 
 __all__ = ["CycleGAN", "CycleGANConfig", "TRANSFORMS", "DIRECTIONS"]
@@ -74,21 +74,22 @@ class CycleGANConfig(Config):
     channels, ``d_layers`` stride-2 convs, ``d_kernel`` kernel (paper: 64, 3, 4).
     """
 
-    transform: Transform = "invert"
-    loss: GANLoss = "least_squares"
-    lambda_cycle: float = 10.0
-    identity_weight: float = 0.0
-    lr: float = 2e-4
-    b1: float = 0.5
-    b2: float = 0.999
-    width: int = 32
-    num_blocks: int = 4
-    num_down: int = 0
-    in_kernel: int = 3
-    padding: Padding = "reflect"
-    d_width: int = 32
-    d_layers: int = 2
-    d_kernel: int = 4
+    transform: Transform = hparam("invert", "how domain B is made from the dataset's images (domain A)")
+    loss: GANLoss = hparam("least_squares", "adversarial objective (least_squares in the paper)")
+    lambda_cycle: float = hparam(10.0, "weight lambda of the cycle-consistency loss")
+    identity_weight: float = hparam(0.0, "weight of the identity loss (paper: 0.5 lambda where colours must be kept)")
+    lr: float = hparam(2e-4, "Adam learning rate of both generators and both critics")
+    b1: float = hparam(0.5, "Adam beta1 of both groups")
+    b2: float = hparam(0.999, "Adam beta2 of both groups")
+    width: int = hparam(32, "generator channels")
+    num_blocks: int = hparam(4, "generator residual blocks")
+    num_down: int = hparam(0, "generator stride-2 down- and up-sampling stages")
+    in_kernel: int = hparam(3, "kernel size of the generators' first and last convs")
+    padding: Padding = hparam(
+        "reflect", "padding of the generators' stride-1 convs (reflect: paper; zero: faster on CPU)")
+    d_width: int = hparam(32, "discriminator channels")
+    d_layers: int = hparam(2, "discriminator stride-2 convs")
+    d_kernel: int = hparam(4, "discriminator kernel size")
 
     def validate(self):
         check_positive(self, "width", "num_blocks", "in_kernel", "d_width", "d_layers", "d_kernel")

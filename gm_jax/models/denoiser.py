@@ -14,7 +14,7 @@ import jax
 
 from gm_jax.data.loading import DataSpec
 from gm_jax.errors import GMJaxError
-from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam, rbg_key
 from gm_jax.nets.time_mlp import TimeMLP
 from gm_jax.nets.unet import UNet
 
@@ -27,13 +27,13 @@ class DenoiserNetConfig(Config):
     TimeMLP of widths ``hidden`` with an ``embed_dim`` time embedding on points; a DDPM U-Net with
     ``channels``, ``channel_mult``, ``num_res_blocks``, ``attention_resolutions`` and ``dropout`` on images."""
 
-    hidden: tuple[int, ...] = (128, 128, 128)
-    embed_dim: int = 64
-    channels: int = 32
-    channel_mult: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention_resolutions: tuple[int, ...] = (4,)
-    dropout: float = 0.1
+    hidden: tuple[int, ...] = hparam((128, 128, 128), "TimeMLP widths (points)")
+    embed_dim: int = hparam(64, "time embedding size of the TimeMLP (points)")
+    channels: int = hparam(32, "U-Net base channels (images)")
+    channel_mult: tuple[int, ...] = hparam((1, 2), "U-Net channel multiplier per resolution (images)")
+    num_res_blocks: int = hparam(1, "U-Net residual blocks per resolution (images)")
+    attention_resolutions: tuple[int, ...] = hparam((4,), "resolutions with self-attention in the U-Net (images)")
+    dropout: float = hparam(0.1, "U-Net dropout rate (images)")
 
     def validate_network(self):
         check_positive(self, "embed_dim", "channels", "num_res_blocks")

@@ -26,7 +26,7 @@ from gm_jax.losses.likelihood import bits_per_dim
 from gm_jax.losses.score_matching import ddpm_loss
 from gm_jax.processes.discrete import Prediction
 from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
-from gm_jax.models.base import check_positive
+from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.discrete import cosine_beta_schedule, linear_beta_schedule, make_schedule
 from gm_jax.losses.vlb import VLBUnits
@@ -55,21 +55,23 @@ class DDPMConfig(DenoiserNetConfig):
     unbiased estimate from that many sampled steps.
     """
 
-    schedule: Literal["linear", "cosine"] = "linear"
-    num_steps: int = 1000
-    prediction: Prediction = "eps"
-    learn_variance: bool = False
-    variance: Literal["beta", "posterior"] = "beta"
-    vlb_weight: float = 0.001
-    vlb_units: VLBUnits = "bits"
-    conditional: bool = False
-    label_dropout: float = 0.1
-    guidance: float = 0.0
-    sampler: Sampler = "ddpm"
-    sample_steps: int = 0
-    eta: float = 0.0
-    timestep_spacing: TimestepSpacing = "uniform"
-    eval_timesteps: int = 0
+    schedule: Literal["linear", "cosine"] = hparam(
+        "linear", "beta schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal)")
+    num_steps: int = hparam(1000, "diffusion steps T")
+    prediction: Prediction = hparam("eps", "what the network predicts: eps, x0 or v")
+    learn_variance: bool = hparam(False, "learn the reverse variances with the hybrid loss (needs prediction=eps)")
+    variance: Literal["beta", "posterior"] = hparam(
+        "beta", "fixed reverse variance when not learned: beta or the posterior's")
+    vlb_weight: float = hparam(0.001, "weight of L_vlb in the hybrid loss (learn_variance)")
+    vlb_units: VLBUnits = hparam("bits", "units of L_vlb in the hybrid loss (bits: Nichol & Dhariwal's code)")
+    conditional: bool = hparam(False, "condition on the dataset's labels (classifier-free guidance)")
+    label_dropout: float = hparam(0.1, "probability of replacing a label by the null label in training (conditional)")
+    guidance: float = hparam(0.0, "classifier-free guidance scale w when sampling (conditional)")
+    sampler: Sampler = hparam("ddpm", "ddpm (ancestral) or ddim")
+    sample_steps: int = hparam(0, "ddim steps (0: all num_steps)")
+    eta: float = hparam(0.0, "ddim noise (0: deterministic)")
+    timestep_spacing: TimestepSpacing = hparam("uniform", "ddim timestep selection (gm_jax.samplers.ddim_timesteps)")
+    eval_timesteps: int = hparam(0, "test bound over all steps (0) or an unbiased estimate from this many")
 
     def validate(self):
         self.validate_network()

@@ -28,7 +28,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.energy import contrastive_divergence_loss
-from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam, rbg_key
 from gm_jax.nets.energy import EnergyConvNet, EnergyMLP
 from gm_jax.samplers.langevin import (langevin_sample, replay_buffer_init, replay_buffer_sample, replay_buffer_update,
                                       uniform_init)
@@ -54,17 +54,17 @@ class EBMConfig(Config):
     of ``sample`` from fresh noise (sampling from the buffer continues its chains).
     """
 
-    hidden: tuple[int, ...] = (128, 128)
-    channels: tuple[int, ...] = (32, 64)
-    langevin_steps: int = 60
-    step_size: float = 0.01
-    noise_scale: float = -1.0
-    grad_clip: float = 0.0
-    buffer_capacity: int = 10000
-    reinit_prob: float = 0.05
-    alpha: float = 0.1
-    init_range: float = 4.0
-    sample_steps: int = 200
+    hidden: tuple[int, ...] = hparam((128, 128), "widths of the swish MLP energy (points)")
+    channels: tuple[int, ...] = hparam((32, 64), "channels of the conv energy (images)")
+    langevin_steps: int = hparam(60, "SGLD steps per training step")
+    step_size: float = hparam(0.01, "SGLD step size")
+    noise_scale: float = hparam(-1.0, "SGLD noise std (< 0: sqrt(2 step_size), the chain that targets exp(-E))")
+    grad_clip: float = hparam(0.0, "> 0: cap on each example's energy-gradient norm per SGLD step")
+    buffer_capacity: int = hparam(10000, "chains kept in the replay buffer")
+    reinit_prob: float = hparam(0.05, "fraction of drawn buffer chains restarted from noise")
+    alpha: float = hparam(0.1, "weight of the energy-magnitude regulariser")
+    init_range: float = hparam(4.0, "fresh chains on points are uniform on [-init_range, init_range]^D")
+    sample_steps: int = hparam(200, "Langevin steps of sample() from fresh noise")
 
     def validate(self):
         check_positive(self, "langevin_steps", "buffer_capacity", "sample_steps")

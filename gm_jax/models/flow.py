@@ -23,7 +23,7 @@ from gm_jax.data.preprocess import data_to_model_space, dequantize, quantize
 from gm_jax.distributions import standard_logistic_log_prob, standard_normal_log_prob
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import nll
-from gm_jax.models.base import Config, check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam, rbg_key
 from gm_jax.nets.adapters import flax_conditioner
 from gm_jax.nets.made import MADE
 from gm_jax.samplers.flow import reverse_flow_sample
@@ -144,14 +144,14 @@ class RealNVPConfig(Config):
     half masks, MLP conditioners of widths ``hidden`` (the paper's 2-D experiments, Dinh et al. 2017 fig. 1).
     """
 
-    num_scales: int = 2
-    coupling_pairs: int = 2
-    channels: int = 32
-    num_blocks: int = 1
-    hidden: tuple[int, ...] = (64, 64)
-    max_log_scale: float = 3.0
-    logit_alpha: float = 0.05
-    base: Literal["normal", "logistic"] = "normal"
+    num_scales: int = hparam(2, "multi-scale levels (images)")
+    coupling_pairs: int = hparam(2, "affine coupling pairs per scale and mask type (points: in all)")
+    channels: int = hparam(32, "width of the ResNet conditioners (images)")
+    num_blocks: int = hparam(1, "residual blocks per conditioner (images)")
+    hidden: tuple[int, ...] = hparam((64, 64), "MLP conditioner widths (points)")
+    max_log_scale: float = hparam(3.0, "bound on the couplings' log-scales")
+    logit_alpha: float = hparam(0.05, "alpha in (0, 0.5) of the logit map of dequantized images")
+    base: Literal["normal", "logistic"] = hparam("normal", "base distribution: standard normal or logistic")
 
     def validate(self):
         check_positive(self, "num_scales", "coupling_pairs", "channels")
@@ -189,14 +189,15 @@ class GlowConfig(Config):
     (ActNorm, LU 1x1 convolution, affine or additive channel coupling), factoring out half the channels
     after every level but the last."""
 
-    num_levels: int = 2
-    steps_per_level: int = 4
-    channels: int = 32
-    num_blocks: int = 1
-    coupling: Literal["affine", "additive"] = "affine"
-    max_log_scale: float = 3.0
-    logit_alpha: float = 0.05
-    base: Literal["normal", "logistic"] = "normal"
+    num_levels: int = hparam(2, "levels L (squeeze, K steps, factor out half)")
+    steps_per_level: int = hparam(4, "flow steps K per level (ActNorm, 1x1 conv, coupling)")
+    channels: int = hparam(32, "width of the coupling conditioners")
+    num_blocks: int = hparam(1, "residual blocks per conditioner")
+    coupling: Literal["affine", "additive"] = hparam(
+        "affine", "affine or additive (volume-preserving) channel coupling")
+    max_log_scale: float = hparam(3.0, "bound on the couplings' log-scales")
+    logit_alpha: float = hparam(0.05, "alpha in (0, 0.5) of the logit map of dequantized images")
+    base: Literal["normal", "logistic"] = hparam("normal", "base distribution: standard normal or logistic")
 
     def validate(self):
         check_positive(self, "num_levels", "steps_per_level", "channels")
@@ -229,14 +230,15 @@ class MAFConfig(Config):
     widths), the order reversed between layers; ``transformer`` affine (MAF) or spline (autoregressive
     neural spline flow, ``num_bins`` bins on [-spline_bound, spline_bound]). Images are flattened."""
 
-    num_layers: int = 5
-    hidden: tuple[int, ...] = (64, 64)
-    transformer: Literal["affine", "spline"] = "affine"
-    num_bins: int = 8
-    spline_bound: float = 5.0
-    max_log_scale: float = 3.0
-    logit_alpha: float = 0.05
-    base: Literal["normal", "logistic"] = "normal"
+    num_layers: int = hparam(5, "masked autoregressive layers (order reversed between layers)")
+    hidden: tuple[int, ...] = hparam((64, 64), "MADE widths of each layer")
+    transformer: Literal["affine", "spline"] = hparam(
+        "affine", "per-dimension transform: affine (MAF) or rational-quadratic spline")
+    num_bins: int = hparam(8, "spline bins (transformer=spline)")
+    spline_bound: float = hparam(5.0, "splines act on [-spline_bound, spline_bound], identity outside")
+    max_log_scale: float = hparam(3.0, "bound on the affine log-scales")
+    logit_alpha: float = hparam(0.05, "alpha in (0, 0.5) of the logit map of dequantized images")
+    base: Literal["normal", "logistic"] = hparam("normal", "base distribution: standard normal or logistic")
 
     def validate(self):
         check_positive(self, "num_layers")
@@ -270,13 +272,14 @@ class SplineFlowConfig(Config):
     or one autoregressive spline layer (``kind=autoregressive``). Splines have ``num_bins`` bins on
     [-spline_bound, spline_bound], identity outside. Images are flattened."""
 
-    num_layers: int = 4
-    hidden: tuple[int, ...] = (64, 64)
-    kind: Literal["coupling", "autoregressive"] = "coupling"
-    num_bins: int = 8
-    spline_bound: float = 5.0
-    logit_alpha: float = 0.05
-    base: Literal["normal", "logistic"] = "normal"
+    num_layers: int = hparam(4, "blocks of an LU linear layer and spline layers")
+    hidden: tuple[int, ...] = hparam((64, 64), "conditioner widths")
+    kind: Literal["coupling", "autoregressive"] = hparam(
+        "coupling", "two half-mask spline couplings per block, or one autoregressive spline layer")
+    num_bins: int = hparam(8, "spline bins")
+    spline_bound: float = hparam(5.0, "splines act on [-spline_bound, spline_bound], identity outside")
+    logit_alpha: float = hparam(0.05, "alpha in (0, 0.5) of the logit map of dequantized images")
+    base: Literal["normal", "logistic"] = hparam("normal", "base distribution: standard normal or logistic")
 
     def validate(self):
         check_positive(self, "num_layers")

@@ -35,7 +35,7 @@ from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.adversarial import GANLoss, discriminator_loss, generator_loss, gradient_penalty, r1_penalty, \
     r2_penalty
-from gm_jax.models.base import Config, check_group, check_hidden, check_positive, rbg_key
+from gm_jax.models.base import Config, check_group, check_hidden, check_positive, hparam, rbg_key
 from gm_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.nets.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.nets.resnet_gan import ResNetDiscriminator, ResNetGenerator
@@ -65,22 +65,23 @@ class GANConfig(Config):
     the networks in bf16 with float32 parameters; losses and penalties stay float32.
     """
 
-    loss: GANLoss = "non_saturating"
-    penalty: Penalty = "none"
-    penalty_weight: float = 10.0
-    weight_clip: float = 0.0
-    n_critic: int = 1
-    lr_generator: float = 2e-4
-    lr_discriminator: float = 2e-4
-    b1: float = 0.5
-    b2: float = 0.999
-    architecture: Architecture = "dcgan"
-    width: int = 64
-    mapping_layers: int = 4
-    hidden: tuple[int, ...] = (128, 128, 128)
-    latent_dim: int = 64
-    conditional: bool = False
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    loss: GANLoss = hparam("non_saturating", "adversarial objective (one of gm_jax.losses.GAN_LOSSES)")
+    penalty: Penalty = hparam("none", "critic penalty: none, gp (gradient penalty), r1 or r2")
+    penalty_weight: float = hparam(10.0, "weight of the critic penalty")
+    weight_clip: float = hparam(0.0, "> 0: clip the critic's weights into [-c, c] after each update (WGAN)")
+    n_critic: int = hparam(1, "discriminator updates per generator update")
+    lr_generator: float = hparam(2e-4, "generator Adam learning rate")
+    lr_discriminator: float = hparam(2e-4, "discriminator Adam learning rate (TTUR when it differs)")
+    b1: float = hparam(0.5, "Adam beta1 of both players")
+    b2: float = hparam(0.999, "Adam beta2 of both players")
+    architecture: Architecture = hparam("dcgan", "image networks: dcgan, resnet (spectral-norm critic) or style")
+    width: int = hparam(64, "channels of the image networks")
+    mapping_layers: int = hparam(4, "mapping-network layers (architecture=style)")
+    hidden: tuple[int, ...] = hparam((128, 128, 128), "MLP widths of both players (points)")
+    latent_dim: int = hparam(64, "size of z")
+    conditional: bool = hparam(False, "class-conditional: a label input to G, a projection discriminator")
+    compute_dtype: Literal["float32", "bfloat16"] = hparam(
+        "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
         check_positive(self, "n_critic", "width", "mapping_layers", "latent_dim")

@@ -28,7 +28,7 @@ from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import dsm_loss
 from gm_jax.processes.noise_levels import geometric_noise_levels
-from gm_jax.models.base import check_positive
+from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.samplers.langevin import annealed_langevin_sample
 
@@ -49,14 +49,14 @@ class NCSNConfig(DenoiserNetConfig):
     level when sigma_max dominates their spread.
     """
 
-    num_scales: int = 20
-    sigma_max: float = 10.0
-    sigma_min: float = 0.01
+    num_scales: int = hparam(20, "noise levels L (>= 2), geometric from sigma_max down to sigma_min")
+    sigma_max: float = hparam(10.0, "largest noise std (model space: images in [-1, 1])")
+    sigma_min: float = hparam(0.01, "smallest noise std")
     dropout: float = 0.0
-    time_scale: float = 4.0
-    steps_per_sigma: int = 100
-    step_lr: float = 2e-5
-    denoise: bool = True
+    time_scale: float = hparam(4.0, "the network embeds time_scale * log(sigma)")
+    steps_per_sigma: int = hparam(100, "annealed Langevin steps per noise level")
+    step_lr: float = hparam(2e-5, "Langevin step size at the smallest level (Song & Ermon: 2e-5)")
+    denoise: bool = hparam(True, "a final Tweedie denoising step after sampling")
 
     def validate(self):
         self.validate_network()

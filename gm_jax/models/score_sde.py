@@ -30,7 +30,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import sde_dsm_loss
-from gm_jax.models.base import check_positive
+from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.sde import SubVPSDE, VESDE, VPSDE
 from gm_jax.samplers.sde import ode_log_likelihood, pc_sample, probability_flow_sample, reverse_sde_sample
@@ -58,27 +58,31 @@ class ScoreSDEConfig(DenoiserNetConfig):
     (``num_probes`` Rademacher probes) or exact.
     """
 
-    sde: Literal["ve", "vp", "subvp"] = "vp"  # the keys of gm_jax.processes.sde.SDES
-    sigma_min: float = 0.01
-    sigma_max: float = 50.0
-    ve_perturbation: Literal["sigma", "exact"] = "sigma"
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    time_scale: float = 999.0
-    train_eps: float = 1e-5
-    likelihood_weighting: bool = False
-    sampler: Sampler = "pc"
-    sample_steps: int = 500
-    snr: float = 0.16
-    corrector_steps: int = 1
-    sample_eps: float = 1e-3
-    denoise: bool = True
-    eval_eps: float = 1e-5
-    trace: Literal["hutchinson", "exact"] = "hutchinson"  # gm_jax.samplers.sde.TRACES
-    num_probes: int = 1
-    ode_rtol: float = 1e-5
-    ode_atol: float = 1e-5
-    ode_steps: int = 0
+    # the keys of gm_jax.processes.sde.SDES
+    sde: Literal["ve", "vp", "subvp"] = hparam("vp", "ve (sigma_min, sigma_max), vp or subvp (beta_min, beta_max)")
+    sigma_min: float = hparam(0.01, "VE: smallest noise std")
+    sigma_max: float = hparam(50.0, "VE: largest noise std (above the largest distance between two data points)")
+    ve_perturbation: Literal["sigma", "exact"] = hparam(
+        "sigma", "VE kernel std: sigma(t) (Song et al.'s code) or the exact one")
+    beta_min: float = hparam(0.1, "VP and sub-VP: beta(0)")
+    beta_max: float = hparam(20.0, "VP and sub-VP: beta(1)")
+    time_scale: float = hparam(999.0, "the network embeds time_scale * t (t in [0, 1])")
+    train_eps: float = hparam(1e-5, "training draws t ~ U(train_eps, 1)")
+    likelihood_weighting: bool = hparam(False, "weight the loss by g(t)^2 (Song et al. 2021b) instead of s(t)^2")
+    sampler: Sampler = hparam("pc", "pc (predictor-corrector), sde (reverse SDE) or ode (probability flow)")
+    sample_steps: int = hparam(500, "time steps of the pc and sde samplers")
+    snr: float = hparam(0.16, "signal-to-noise ratio of the Langevin corrector (pc)")
+    corrector_steps: int = hparam(1, "corrector steps per time step (pc)")
+    sample_eps: float = hparam(1e-3, "sampling stops at t = sample_eps")
+    denoise: bool = hparam(True, "a final Tweedie denoising step after sampling")
+    eval_eps: float = hparam(1e-5, "the likelihood ODE starts at t = eval_eps")
+    # gm_jax.samplers.sde.TRACES
+    trace: Literal["hutchinson", "exact"] = hparam(
+        "hutchinson", "divergence in the likelihood ODE: Hutchinson estimate or exact")
+    num_probes: int = hparam(1, "Rademacher probes of the Hutchinson estimate")
+    ode_rtol: float = hparam(1e-5, "relative tolerance of the adaptive Tsit5 ODE solves")
+    ode_atol: float = hparam(1e-5, "absolute tolerance of the adaptive Tsit5 ODE solves")
+    ode_steps: int = hparam(0, "> 0: this many fixed Tsit5 steps instead of adaptive ones")
 
     def make_sde(self):
         """The process (validates its parameters)."""

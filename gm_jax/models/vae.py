@@ -19,7 +19,7 @@ from gm_jax.data.preprocess import binarize, dequantize, from_centres, quantize,
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.elbo import elbo, iwae_bound
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import Config, check_hidden, check_positive
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam
 from gm_jax.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from gm_jax.samplers.interpolation import lerp, slerp
 
@@ -37,16 +37,20 @@ class VAEConfig(Config):
     continuous points; likelihoods are the dequantization bound in discrete units).
     """
 
-    latent_dim: int = 16
-    architecture: Literal["mlp", "conv"] = "mlp"
-    hidden: tuple[int, ...] = (256, 256)
-    conv_channels: int = 32
-    likelihood: Literal["discretized_logistic", "bernoulli", "gaussian"] = "discretized_logistic"
-    beta: float = 1.0
-    conditional: bool = False
-    eval_importance_samples: int = 1000
-    eval_chunk_size: int = 100
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    latent_dim: int = hparam(16, "size of the latent code z")
+    architecture: Literal["mlp", "conv"] = hparam(
+        "mlp", "encoder and decoder: MLPs of widths hidden, or conv nets of conv_channels")
+    hidden: tuple[int, ...] = hparam(
+        (256, 256), "encoder MLP widths (the decoder mirrors them); conv: hidden[0] is the dense width")
+    conv_channels: int = hparam(32, "channels of the conv encoder and decoder (architecture=conv)")
+    likelihood: Literal["discretized_logistic", "bernoulli", "gaussian"] = hparam(
+        "discretized_logistic", "decoder p(x|z): exact discrete mass, binarized images, or a Gaussian bound")
+    beta: float = hparam(1.0, "weight of the KL term (beta-VAE; 1 gives the ELBO)")
+    conditional: bool = hparam(False, "condition the encoder and decoder on the dataset's labels")
+    eval_importance_samples: int = hparam(1000, "importance samples k of the IWAE bound reported as the test NLL")
+    eval_chunk_size: int = hparam(100, "importance samples evaluated at once (memory against speed)")
+    compute_dtype: Literal["float32", "bfloat16"] = hparam(
+        "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
         check_positive(self, "latent_dim", "conv_channels", "eval_importance_samples", "eval_chunk_size")

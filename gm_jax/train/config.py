@@ -6,7 +6,7 @@ import dataclasses
 from typing import Literal
 
 from gm_jax.errors import GMJaxError
-from gm_jax.models.base import Config, check_positive
+from gm_jax.models.base import Config, check_positive, hparam
 
 __all__ = ["TrainConfig"]
 
@@ -22,28 +22,35 @@ class TrainConfig(Config):
     keeps an exponential moving average of the parameters, used for sampling and evaluation. Data smaller than ``max_device_bytes`` is kept on device; larger data streams from disk.
     """
 
-    steps: int = 2000
-    batch_size: int = 128
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    b1: float = 0.9
-    b2: float = 0.999
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    schedule: Literal["constant", "cosine", "linear"] = "constant"
-    final_lr_ratio: float = 0.0
-    grad_clip: float = 0.0
-    weight_clip: float = 0.0
-    ema_decay: float = 0.0
-    seed: int = 0
-    log_every: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    sample_every: int = 0
-    num_samples: int = 64
-    eval_batch_size: int = 256
-    eval_max_examples: int = 0
-    max_device_bytes: int = 1 << 30
+    steps: int = hparam(2000, "training steps (--steps sets it)")
+    batch_size: int = hparam(128, "examples per step, over all devices")
+    optimizer: Literal["adam", "adamw", "sgd"] = hparam("adam", "the optimizer")
+    lr: float = hparam(1e-3, "peak learning rate")
+    b1: float = hparam(0.9, "Adam beta1 (sgd: momentum, 0 for none)")
+    b2: float = hparam(0.999, "Adam beta2")
+    weight_decay: float = hparam(0.0, "decoupled weight decay (adamw)")
+    warmup_steps: int = hparam(0, "linear warm-up steps from 0 to lr")
+    schedule: Literal["constant", "cosine", "linear"] = hparam(
+        "constant", "after warm-up: constant, or cosine or linear decay to lr * final_lr_ratio")
+    final_lr_ratio: float = hparam(0.0, "the learning rate at the last step as a fraction of lr (cosine, linear)")
+    grad_clip: float = hparam(0.0, "> 0: clip the global gradient norm to this")
+    weight_clip: float = hparam(0.0, "> 0: project the parameters into [-c, c] after each update (WGAN critic)")
+    ema_decay: float = hparam(0.0, "> 0: EMA of the parameters, used for sampling and evaluation")
+    seed: int = hparam(0, "random seed of initialisation, data order and sampling")
+    log_every: int = hparam(100, "steps between records of metrics.jsonl")
+    checkpoint_every: int = hparam(1000, "steps between checkpoints")
+    keep_checkpoints: int = hparam(3, "checkpoints kept")
+    sample_every: int = hparam(0, "> 0: steps between updates of samples.png (always written at the end)")
+    num_samples: int = hparam(64, "samples drawn for samples.png")
+    eval_batch_size: int = hparam(256, "batch size of the test evaluation")
+    eval_max_examples: int = hparam(0, "test examples evaluated (0: all)")
+    max_device_bytes: int = hparam(1 << 30, "data up to this size stays on device; larger data streams from disk")
+    eval_every: int = hparam(0, "> 0: steps between evaluations during training (held-out loss and NLL, samples)")
+    eval_examples: int = hparam(256, "held-out examples of each evaluation during training")
+    eval_sample_metrics: str = hparam("", "during-training sample quality, e.g. fid,prdc (empty: none)")
+    eval_features: Literal["auto", "raw", "domain", "inception"] = hparam(
+        "auto", "features of eval_sample_metrics (auto: raw for points, the domain classifier for images)")
+    eval_num_samples: int = hparam(256, "samples drawn for eval_sample_metrics")
 
     def validate(self):
         check_positive(self, "steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "num_samples",
@@ -61,5 +68,12 @@ class TrainConfig(Config):
             raise GMJaxError(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0):
             raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
+        if self.eval_every < 0:
+            raise GMJaxError(f"eval_every must be >= 0 (0: no evaluation during training), got {self.eval_every}")
+        check_positive(self, "eval_examples", "eval_num_samples")
+        if self.eval_sample_metrics:
+            from gm_jax.metrics.suite import parse_metrics  # one line naming an unknown metric
+
+            parse_metrics(self.eval_sample_metrics)
         if self.seed < 0:
             raise GMJaxError(f"seed must be >= 0, got {self.seed}")

@@ -18,7 +18,7 @@ import optax
 
 from gm_jax.models.base import param_groups
 
-__all__ = ["TrainState", "init_train_state", "make_train_step", "ALL"]
+__all__ = ["TrainState", "init_train_state", "make_train_step", "ema_decay_at", "ALL"]
 
 ALL = "all"  # optimizer-state key of the single group of a model without param_groups
 
@@ -59,6 +59,15 @@ def init_train_state(variables, optimizers: dict, key, ema: bool) -> TrainState:
 def _all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def ema_decay_at(step, decay: float):
+    """The EMA decay of update ``step`` (0-based): min(decay, (1 + step) / (10 + step)), the warm-up of
+    TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` that diffusers' EMA also uses. Early on the
+    average follows the parameters closely, so a run shorter than the horizon 1 / (1 - decay) does not
+    sample from weights still dominated by the initialisation."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
 def make_train_step(model, optimizers: dict, ema_decay: float = 0.0):
@@ -114,7 +123,7 @@ def make_train_step(model, optimizers: dict, ema_decay: float = 0.0):
             finite = finite & ok
         ema = state.ema_params
         if ema_decay > 0:
-            ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
+            ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay_at(state.step, ema_decay))
         bad = jnp.where((state.first_bad_step < 0) & ~finite, state.step, state.first_bad_step)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                                   model_state=model_state, ema_params=ema, first_bad_step=bad)

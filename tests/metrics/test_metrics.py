@@ -260,10 +260,12 @@ def test_prdc_equals_prdc_package_exactly_blocked_and_unblocked():
 
 def test_prdc_tie_conventions_on_lattice_features():
     """Integer features: all distances are exact, so many exact ties with the radii; '<' is prdc's convention,
-    '<=' Kynkäänniemi's (on squared distances) and torch-fidelity's."""
+    '<=' Kynkäänniemi's (on squared distances) and torch-fidelity's. No point is repeated more than k times here
+    (zero radii: see the next test)."""
     rng = np.random.default_rng(9)
-    real = rng.integers(0, 3, size=(300, 4)).astype(np.float64)
-    fake = rng.integers(0, 3, size=(260, 4)).astype(np.float64)
+    real = rng.integers(0, 6, size=(300, 4)).astype(np.float64)
+    fake = rng.integers(0, 6, size=(260, 4)).astype(np.float64)
+    assert knn_radii(real, k=4).min() > 0 and knn_radii(fake, k=4).min() > 0
     strict = prdc(real, fake, k=4, block_size=64)
     assert strict == _prdc_package(real, fake, 4)
     assert strict == _brute_prdc(real, fake, 4, np.less)
@@ -272,6 +274,31 @@ def test_prdc_tie_conventions_on_lattice_features():
     assert prdc(real, fake, k=4, block_size=50, comparison="<=", squared=True) == \
         _brute_prdc(real, fake, 4, np.less_equal, squared=True)
     assert inclusive != strict and inclusive["density"] > strict["density"]
+
+
+def _in_ball_or_centre(d, r):
+    return (d < r) | (d == 0)
+
+
+def test_prdc_balls_hold_their_centre_when_points_repeat():
+    """A point present more than k times has k-NN radius 0: a strict ball {D < 0} is empty, and the prdc package
+    scores such a set against itself as 0. Here a ball holds its centre (D < r or D == 0)."""
+    rng = np.random.default_rng(11)
+    x = np.repeat(rng.normal(size=(8, 64)) + 10.0, 7, axis=0)   # each point 7 times; the offset makes the
+    assert np.all(knn_radii(x, k=5) == 0)                        # distance expansion's round-off non-zero
+    expected = {"precision": 1.0, "recall": 1.0, "density": 7 / 5, "coverage": 1.0}   # density: 7 copies / k
+    for comparison in ("<", "<="):
+        assert prdc(x, x, k=5, block_size=16, comparison=comparison) == pytest.approx(expected, rel=1e-12)
+    assert prdc(x, x[rng.permutation(len(x))], k=5, block_size=16) == pytest.approx(expected, rel=1e-12)
+
+    # lattice features with points repeated more than k times: brute force with the same rule
+    real = rng.integers(0, 3, size=(300, 4)).astype(np.float64)
+    fake = rng.integers(0, 3, size=(260, 4)).astype(np.float64)
+    assert (knn_radii(real, k=4) == 0).sum() > 50
+    ours = prdc(real, fake, k=4, block_size=64)
+    assert ours == _brute_prdc(real, fake, 4, _in_ball_or_centre)
+    empty_balls = _brute_prdc(real, fake, 4, np.less)
+    assert empty_balls == _prdc_package(real, fake, 4) and empty_balls["coverage"] < ours["coverage"]
 
 
 def test_prdc_mode_collapse_sanity_and_errors():

@@ -157,7 +157,7 @@ def test_parameter_groups_alternate_like_a_hand_written_loop():
     ox, oy = tx_x.init(x), tx_y.init(y)
     ema = {"x": x, "y": y}
     f = lambda x, y: 0.5 * 1.3 * jnp.sum(x ** 2) + jnp.sum(x * y * c) - 0.5 * 0.7 * jnp.sum(y ** 2)
-    for _ in range(4):
+    for t in range(4):
         for _ in range(3):
             g = jax.grad(lambda y: -f(x, y))(y)
             u, oy = tx_y.update(g, oy, y)
@@ -165,7 +165,8 @@ def test_parameter_groups_alternate_like_a_hand_written_loop():
         g = jax.grad(lambda x: f(x, y))(x)
         u, ox = tx_x.update(g, ox, x)
         x = optax.apply_updates(x, u)
-        ema = jax.tree_util.tree_map(lambda e, p: 0.9 * e + 0.1 * p, ema, {"x": x, "y": y})
+        d = min(0.9, (1 + t) / (10 + t))  # the EMA warm-up (TensorFlow's num_updates, diffusers' EMA)
+        ema = jax.tree_util.tree_map(lambda e, p: d * e + (1 - d) * p, ema, {"x": x, "y": y})
     np.testing.assert_allclose(state.params["x"], x, rtol=1e-6)
     np.testing.assert_allclose(state.params["y"], y, rtol=1e-6)
     np.testing.assert_allclose(state.ema_params["x"], ema["x"], rtol=1e-6)

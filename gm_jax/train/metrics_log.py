@@ -1,0 +1,49 @@
+"""Where a run's numbers go: ``metrics.jsonl`` (one JSON record per log point) and TensorBoard event
+files in ``tensorboard/`` (written with tensorboardX, so no TensorFlow is needed).
+
+On resume both are cut back to the restored step, so no step appears twice: the JSON log is rewritten and
+the event writer starts with ``purge_step``, which tells TensorBoard to drop the old events after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from gm_jax.train.rundir import truncate_log
+
+__all__ = ["MetricsLog", "METRICS_FILE", "TENSORBOARD_DIR"]
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+class MetricsLog:
+    """Appends records ``{"step": int, name: float, ...}``; training metrics are tagged ``train/NAME`` in
+    TensorBoard, names that already carry a prefix (``eval/nll_nats``) keep it."""
+
+    def __init__(self, workdir: str, start_step: int, *, tensorboard: bool = True):
+        self.path = os.path.join(workdir, METRICS_FILE)
+        truncate_log(self.path, start_step)
+        self._writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR), purge_step=start_step or None,
+                                         flush_secs=30)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            step, now = int(record["step"]), time.time()
+            for name, value in record.items():
+                if name != "step" and isinstance(value, (int, float)):
+                    tag = name if "/" in name and name.split("/")[0] == "eval" else f"train/{name}"
+                    self._writer.add_scalar(tag, value, step, walltime=now)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -1,0 +1,149 @@
+"""A run directory's guards: one writer at a time, writable before any work, logs that agree with the
+checkpoint a run resumes from, and the run record (``config.json``) with its resume history.
+
+The run record is ``{"model", "dataset", "data_dir", "model_config", "train_config", "resumes"}``:
+``model_config`` and ``train_config`` are the configs the run started with, never overwritten; each
+accepted resume that changed a training field appends ``{"step", "changes": {field: [old, new]}}`` to
+``resumes``, and :func:`effective_train_config` replays them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+
+from gm_jax.errors import GMJaxError
+
+__all__ = ["RunLock", "check_writable", "truncate_log", "read_run_record", "effective_train_config",
+           "resume_record", "RUN_RECORD"]
+
+RUN_RECORD = "config.json"
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a work dir held while a run trains (``with RunLock(workdir): ...``).
+
+    The lock is ``fcntl.flock`` on ``workdir/.lock``, which holds the owner's pid: the kernel releases it
+    when the owner dies, so the lock of a killed run is taken over without any clean-up.
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, LOCK_FILE)
+        self._file = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise GMJaxError(f"{os.path.dirname(self.path)} is in use by another training (pid {holder}); wait "
+                             "for it to finish or train into another --workdir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+        return False
+
+
+def check_writable(path: str, what: str = "--workdir") -> None:
+    """Raises one line unless ``path`` (a directory, made later if missing) can be written: checked before
+    any work starts, so a read-only location fails at once rather than after training."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise GMJaxError(f"{what} {path}: {probe} is a file, not a directory; choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise GMJaxError(f"{what} {path}: {probe} is not writable; choose a writable location")
+
+
+def truncate_log(path: str, last_step: int) -> int:
+    """Drops the records of a JSON-lines log whose ``step`` is after ``last_step`` (steps a resumed run
+    will log again) and a torn last line; rewrites atomically. Returns the number of records dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        lines = f.read().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill mid-write
+        if int(record.get("step", 0)) <= last_step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
+def read_run_record(workdir: str, filename: str = RUN_RECORD, *,
+                    required=("model", "dataset", "model_config", "train_config")) -> dict | None:
+    """The run record ``workdir/filename`` (None if there is none), checked to be a JSON object with the
+    ``required`` keys and config sections that are objects."""
+    path = os.path.join(workdir, filename)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GMJaxError(f"{path} is not valid JSON ({getattr(e, 'msg', e)}); restore it, or train into a new "
+                         "--workdir") from None
+    if not isinstance(run, dict):
+        raise GMJaxError(f"{path} is not a gm-jax run record (a JSON object); restore it, or train into a new --workdir")
+    missing = [k for k in required if k not in run]
+    bad = [k for k in ("model_config", "train_config") if k in run and not isinstance(run[k], dict)]
+    if missing or bad:
+        problem = f"missing {', '.join(missing)}" if missing else f"{', '.join(bad)} not an object"
+        raise GMJaxError(f"{path} is not a gm-jax run record ({problem}); restore it, or train into a new --workdir")
+    return run
+
+
+def effective_train_config(run: dict) -> dict:
+    """The run's training fields now: its starting ``train_config`` with every resume's changes applied."""
+    values = dict(run["train_config"])
+    for resume in run.get("resumes", []):
+        values.update({k: new for k, (_, new) in resume["changes"].items()})
+    return values
+
+
+def resume_record(run: dict, model_config: dict, train_config: dict, step: int) -> dict:
+    """The run record after an accepted resume at ``step`` with the given configs: the model config must
+    be the run's (a change would make it another model), and ``seed`` stays (it fixes the data order and
+    every key); other training changes are appended to the resume history."""
+    changed_model = sorted(k for k in set(model_config) | set(run["model_config"])
+                           if model_config.get(k) != run["model_config"].get(k))
+    if changed_model:
+        raise GMJaxError(f"resuming a {run['model']} run with other model settings ({', '.join(changed_model)}) "
+                         "would make it another model; train into a new --workdir")
+    current = effective_train_config(run)
+    if train_config.get("seed") != current.get("seed"):
+        raise GMJaxError(f"the run was trained with seed={current.get('seed')}; a resumed run keeps its seed "
+                         "(it fixes the data order and every key); train into a new --workdir for another seed")
+    changes = {k: [current.get(k), v] for k, v in train_config.items() if current.get(k) != v}
+    if not changes:
+        return run
+    return {**run, "resumes": [*run.get("resumes", []), {"step": step, "changes": changes}]}
