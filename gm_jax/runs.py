@@ -3,9 +3,10 @@ their training and evaluation curves overlaid.
 
 A run directory is what ``gm-jax train`` writes: ``config.json`` (``model``, ``dataset``, ``data_dir``,
 ``model_config``, ``train_config``), ``results.json`` (a flat dict, once training ends), ``metrics.jsonl``
-(one JSON object per log point: ``step`` and numbers), and ``metrics.json`` when ``gm-jax evaluate
---metrics`` wrote there. Any other ``*.jsonl`` in the directory (e.g. evaluation records with ``eval_``
-keys) is read like ``metrics.jsonl``: every numeric key but ``step`` is a curve.
+(one JSON object per log point: ``step`` and numbers; evaluations during training add ``eval/...`` keys),
+and ``evaluations.json`` (or a ``metrics.json``) when ``gm-jax evaluate`` wrote there: the numbers of each
+evaluation, a later one winning a key. Any other ``*.jsonl`` in the directory is read like ``metrics.jsonl``:
+every numeric key but ``step`` is a curve. A resumed run's config is the one it trained with last.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import numbers
 import os
 
 from gm_jax.errors import GMJaxError
+from gm_jax.train.rundir import effective_train_config
 
 __all__ = ["Run", "compare", "load_run_records", "load_runs", "results_rows", "config_diff_rows", "format_table",
            "compare_table", "check_out_path", "plot_curves", "figure_pixels", "PANEL_PIXELS"]
 
 CONFIG_FILE, RESULTS_FILE, METRICS_FILE, EVAL_METRICS_FILE = "config.json", "results.json", "metrics.jsonl", \
     "metrics.json"
+EVALUATIONS_FILE = "evaluations.json"
+PROVENANCE = ("seed", "num", "checkpoint_step")  # numbers in an evaluation record that are not results
 # results listed first, in this order; the others follow as the runs give them
 HEADLINE = ("model", "dataset", "steps", "num_params", "test_nll_nats", "test_bits_per_dim")
 PANEL_PIXELS = (400, 300)  # one subplot's width and height in the PNG, at DPI
@@ -112,8 +116,18 @@ def load_run_records(path: str, name: str | None = None) -> Run:
     if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         raise GMJaxError(f"'{path}' is not a gm-jax run directory ({CONFIG_FILE} missing); "
                          f"`gm-jax train MODEL --workdir DIR` writes one")
-    config = _flatten(_read_dict(os.path.join(path, CONFIG_FILE)))
+    record = _read_dict(os.path.join(path, CONFIG_FILE))
+    if isinstance(record.get("train_config"), dict):  # the settings it trained with last (resumes applied)
+        record = {**record, "train_config": effective_train_config(record)}
+    config = _flatten({k: v for k, v in record.items() if k != "resumes"})
     results = {}
+    evaluations = os.path.join(path, EVALUATIONS_FILE)
+    if os.path.isfile(evaluations):  # `gm-jax evaluate` of the run: each evaluation's numbers, oldest first
+        listed = _read_dict(evaluations).get("evaluations")
+        if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
+            raise GMJaxError(f"{evaluations} holds no list of evaluations; move it away")
+        for record in listed:
+            results.update({k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in PROVENANCE})
     for filename in (EVAL_METRICS_FILE, RESULTS_FILE):  # results.json wins a key both have
         if os.path.isfile(os.path.join(path, filename)):
             results.update(_read_dict(os.path.join(path, filename)))

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -27,6 +28,13 @@ def _error_line(capsys):
     (["sample", "--workdir", "/nonexistent/run", "--out", "x.jpg"], "--out must end in .png or .npz"),
     (["evaluate", "--workdir", "/nonexistent/run"], "no gm-jax run"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["sample", "--workdir", "/nonexistent/run", "--out", "/nonexistent/dir/x.png"], "does not exist; create it"),
+    (["evaluate", "--metrics", "fid", "--fake", "digits", "--real", "digits:test", "--out", "/nonexistent/m.json"],
+     "--out /nonexistent/m.json: the directory /nonexistent does not exist"),
+    (["evaluate", "--metrics", "fid", "--fake", "digits", "--real", "digits:test", "--save-real-stats",
+      "/nonexistent/s.npz"], "--save-real-stats /nonexistent/s.npz: the directory"),
+    (["evaluate", "--metrics", "fid", "--fake", "digits", "--real", "digits:test", "--step", "3",
+      "--out", "/tmp/m.json"], "--step picks a checkpoint of a run"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
     assert main(argv) == 2
@@ -67,7 +75,11 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     # Sample-quality metrics of the run (samples drawn inside the extraction) and of the written samples.
     assert main(["evaluate", "--metrics", "nll,fid,prdc", "--fake", workdir, "--real", "digits:test",
                  "--features", "raw", "--num", "40", "--batch-size", "16"]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    evaluations = json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]
+    assert len(evaluations) == 1
+    metrics = evaluations[0]
+    assert metrics["checkpoint_step"] == 20 and metrics["seed"] == 0 and metrics["features"] == "raw"
+    assert metrics["metrics"] == ["nll", "fid", "prdc"] and metrics["sampler"] == {} and metrics["gm_jax_version"]
     assert metrics["num_fake"] == metrics["num_real"] == 40 and metrics["fid"] > 0 and 0 <= metrics["recall"] <= 1
     assert metrics["test_nll_nats"] == pytest.approx(results["test_nll_nats"], rel=1e-6)  # same key, same data
     assert main(["evaluate", "--metrics", "fid", "--fake", str(tmp_path / "s.npz"), "--real", "digits:test",
@@ -86,6 +98,26 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "vae", "--dataset", "toy2d/moons", "--workdir", workdir]) == 2
     assert "holds a vae run on digits" in _error_line(capsys)
+
+    # --step picks an older checkpoint; its numbers go to evaluations.json beside the others, not results.json.
+    assert main(["sample", "--workdir", workdir, "--num", "4", "--step", "20", "--out", str(tmp_path / "o.npz")]) == 0
+    assert main(["evaluate", "--workdir", workdir, "--step", "20"]) == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 30
+    evaluations = json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]
+    assert [(e["metrics"], e["checkpoint_step"]) for e in evaluations] == [(["nll", "fid", "prdc"], 20), (["nll"], 20)]
+    assert evaluations[1]["test_nll_nats"] == pytest.approx(results["test_nll_nats"], rel=1e-6)
+    assert main(["evaluate", "--workdir", workdir, "--step", "20"]) == 0  # the same kind again: replaced
+    assert len(json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]) == 2
+    capsys.readouterr()
+    assert main(["sample", "--workdir", workdir, "--step", "25", "--out", str(tmp_path / "o.npz")]) == 2
+    assert "no checkpoint of step 25" in _error_line(capsys)
+    if os.geteuid() != 0:  # root writes through any mode bits; tests/train/test_rundir.py covers a file in the way
+        os.chmod(workdir, 0o555)
+        try:
+            assert main(["evaluate", "--workdir", workdir]) == 2
+            assert "is not writable" in _error_line(capsys)
+        finally:
+            os.chmod(workdir, 0o755)
 
 
 def test_diffusion_sampler_flags(tmp_path, capsys):
@@ -131,8 +163,8 @@ def test_gan_train_sample_grid_and_interpolation_strips(tmp_path, capsys, name):
     capsys.readouterr()
     assert main(["sample", "--workdir", workdir, "--out", strips, "--interpolate", "1"]) == 2
     assert "--interpolate must be >= 2" in _error_line(capsys)
-    assert main(["evaluate", "--workdir", workdir]) == 0
-    assert "no likelihood" in capsys.readouterr().err
+    assert main(["evaluate", "--workdir", workdir]) == 2
+    assert "has no likelihood to evaluate; for sample quality use --metrics fid,prdc" in _error_line(capsys)
 
 
 @pytest.mark.slow  # ~20 s; tests/models/test_cyclegan.py covers the model, the test_gan_* tests here the CLI's GAN path

@@ -45,7 +45,7 @@ CONFIGS = {
         name="cpu",
         model_sets={"realnvp": {"coupling_pairs": "4"},
                     # ddpm: the hybrid loss learns the variances, which tightens the bound it is scored by.
-                    "ddpm": {"learn_variance": "true", "hidden": "256,256,256"},
+                    "ddpm": {"learn_variance": "true", "hidden": "256,256,256", "eval_timesteps": "0"},
                     "score_sde": {"hidden": "256,256,256", "trace": "exact", "ode_rtol": "1e-4", "ode_atol": "1e-4"}},
         train_sets={"steps": "5000", "batch_size": "256", "schedule": "cosine", "warmup_steps": "200",
                     "checkpoint_every": "5000", "log_every": "500"},
@@ -68,7 +68,7 @@ CONFIGS = {
         name="smoke_diffusion",
         datasets=("moons",),
         models=("ddpm", "score_sde"),
-        model_sets={"ddpm": {"hidden": "16,16", "num_steps": "100", "learn_variance": "true"},
+        model_sets={"ddpm": {"hidden": "16,16", "num_steps": "100", "learn_variance": "true", "eval_timesteps": "0"},
                     "score_sde": {"hidden": "16,16", "ode_steps": "8", "trace": "exact"}},
         train_sets={"steps": "3", "batch_size": "32", "warmup_steps": "0", "checkpoint_every": "3",
                     "log_every": "1"},

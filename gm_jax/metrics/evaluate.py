@@ -205,6 +205,8 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
     example_shape = tuple(model.spec.shape) if model is not None else (fake_source or real_source).shape
     extractor = features if isinstance(features, extract.FeatureExtractor) else feature_extractor(
         features, example_shape=example_shape, weights=weights, resize=resize, domain_dataset=domain_dataset)
+    if "is" in metrics and extractor.logits_key is None:  # before any features are computed
+        raise GMJaxError("is needs class logits; use --features inception or domain")
     keys = tuple(k for k in (extractor.features_key, extractor.logits_key if "is" in metrics else None) if k)
 
     real_features = None

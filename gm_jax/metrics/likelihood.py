@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +16,7 @@ from gm_jax.losses.likelihood import bits_per_dim
 __all__ = ["make_log_prob_fn", "evaluate_log_likelihood"]
 
 
+@functools.lru_cache(maxsize=8)  # evaluations during training reuse the compiled function
 def make_log_prob_fn(model, mesh):
     """jit of ``model.log_prob`` over the mesh: (variables, x [B, ...], labels [B] | None, key) -> [B]."""
 

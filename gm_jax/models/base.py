@@ -98,10 +98,17 @@ def num_params(params) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ configs
-def hparam(default, help: str):
+def hparam(default, help: str, *, inference: bool = False):
     """A config field with its one-line meaning beside it: ``lr: float = hparam(1e-3, "peak learning rate")``.
-    The meaning is the field's ``metadata["help"]``, which ``gm-jax config MODEL`` prints."""
-    return dataclasses.field(default=default, metadata={"help": help})
+    The meaning is the field's ``metadata["help"]``, which ``gm-jax config MODEL`` prints. ``inference=True``
+    marks a setting used only to sample or evaluate (a sampler, an estimator's size): a trained run may
+    change it without becoming another model."""
+    return dataclasses.field(default=default, metadata={"help": help, "inference": inference})
+
+
+def inference_fields(cls) -> frozenset:
+    """The fields of config class ``cls`` marked ``hparam(..., inference=True)``."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("inference"))
 
 
 def field_help(cls, name: str) -> str | None:

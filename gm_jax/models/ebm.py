@@ -64,7 +64,7 @@ class EBMConfig(Config):
     reinit_prob: float = hparam(0.05, "fraction of drawn buffer chains restarted from noise")
     alpha: float = hparam(0.1, "weight of the energy-magnitude regulariser")
     init_range: float = hparam(4.0, "fresh chains on points are uniform on [-init_range, init_range]^D")
-    sample_steps: int = hparam(200, "Langevin steps of sample() from fresh noise")
+    sample_steps: int = hparam(200, "Langevin steps of sample() from fresh noise", inference=True)
 
     def validate(self):
         check_positive(self, "langevin_steps", "buffer_capacity", "sample_steps")

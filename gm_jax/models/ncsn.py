@@ -54,7 +54,7 @@ class NCSNConfig(DenoiserNetConfig):
     sigma_min: float = hparam(0.01, "smallest noise std")
     dropout: float = 0.0
     time_scale: float = hparam(4.0, "the network embeds time_scale * log(sigma)")
-    steps_per_sigma: int = hparam(100, "annealed Langevin steps per noise level")
+    steps_per_sigma: int = hparam(100, "annealed Langevin steps per noise level", inference=True)
     step_lr: float = hparam(2e-5, "Langevin step size at the smallest level (Song & Ermon: 2e-5)")
     denoise: bool = hparam(True, "a final Tweedie denoising step after sampling")
 

@@ -69,20 +69,21 @@ class ScoreSDEConfig(DenoiserNetConfig):
     time_scale: float = hparam(999.0, "the network embeds time_scale * t (t in [0, 1])")
     train_eps: float = hparam(1e-5, "training draws t ~ U(train_eps, 1)")
     likelihood_weighting: bool = hparam(False, "weight the loss by g(t)^2 (Song et al. 2021b) instead of s(t)^2")
-    sampler: Sampler = hparam("pc", "pc (predictor-corrector), sde (reverse SDE) or ode (probability flow)")
-    sample_steps: int = hparam(500, "time steps of the pc and sde samplers")
-    snr: float = hparam(0.16, "signal-to-noise ratio of the Langevin corrector (pc)")
-    corrector_steps: int = hparam(1, "corrector steps per time step (pc)")
-    sample_eps: float = hparam(1e-3, "sampling stops at t = sample_eps")
+    sampler: Sampler = hparam(
+        "pc", "pc (predictor-corrector), sde (reverse SDE) or ode (probability flow)", inference=True)
+    sample_steps: int = hparam(500, "time steps of the pc and sde samplers", inference=True)
+    snr: float = hparam(0.16, "signal-to-noise ratio of the Langevin corrector (pc)", inference=True)
+    corrector_steps: int = hparam(1, "corrector steps per time step (pc)", inference=True)
+    sample_eps: float = hparam(1e-3, "sampling stops at t = sample_eps", inference=True)
     denoise: bool = hparam(True, "a final Tweedie denoising step after sampling")
-    eval_eps: float = hparam(1e-5, "the likelihood ODE starts at t = eval_eps")
+    eval_eps: float = hparam(1e-5, "the likelihood ODE starts at t = eval_eps", inference=True)
     # gm_jax.samplers.sde.TRACES
     trace: Literal["hutchinson", "exact"] = hparam(
-        "hutchinson", "divergence in the likelihood ODE: Hutchinson estimate or exact")
-    num_probes: int = hparam(1, "Rademacher probes of the Hutchinson estimate")
-    ode_rtol: float = hparam(1e-5, "relative tolerance of the adaptive Tsit5 ODE solves")
-    ode_atol: float = hparam(1e-5, "absolute tolerance of the adaptive Tsit5 ODE solves")
-    ode_steps: int = hparam(0, "> 0: this many fixed Tsit5 steps instead of adaptive ones")
+        "hutchinson", "divergence in the likelihood ODE: Hutchinson estimate or exact", inference=True)
+    num_probes: int = hparam(1, "Rademacher probes of the Hutchinson estimate", inference=True)
+    ode_rtol: float = hparam(1e-5, "relative tolerance of the adaptive Tsit5 ODE solves", inference=True)
+    ode_atol: float = hparam(1e-5, "absolute tolerance of the adaptive Tsit5 ODE solves", inference=True)
+    ode_steps: int = hparam(0, "> 0: this many fixed Tsit5 steps instead of adaptive ones", inference=True)
 
     def make_sde(self):
         """The process (validates its parameters)."""

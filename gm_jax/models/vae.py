@@ -47,8 +47,9 @@ class VAEConfig(Config):
         "discretized_logistic", "decoder p(x|z): exact discrete mass, binarized images, or a Gaussian bound")
     beta: float = hparam(1.0, "weight of the KL term (beta-VAE; 1 gives the ELBO)")
     conditional: bool = hparam(False, "condition the encoder and decoder on the dataset's labels")
-    eval_importance_samples: int = hparam(1000, "importance samples k of the IWAE bound reported as the test NLL")
-    eval_chunk_size: int = hparam(100, "importance samples evaluated at once (memory against speed)")
+    eval_importance_samples: int = hparam(
+        1000, "importance samples k of the IWAE bound reported as the test NLL", inference=True)
+    eval_chunk_size: int = hparam(100, "importance samples evaluated at once (memory against speed)", inference=True)
     compute_dtype: Literal["float32", "bfloat16"] = hparam(
         "float32", "network compute precision (parameters stay float32)")
 

@@ -2,7 +2,10 @@
 files in ``tensorboard/`` (written with tensorboardX, so no TensorFlow is needed).
 
 On resume both are cut back to the restored step, so no step appears twice: the JSON log is rewritten and
-the event writer starts with ``purge_step``, which tells TensorBoard to drop the old events after it.
+the event writer starts with ``purge_step`` = restored step + 1, which tells TensorBoard to drop the old events
+at that step and after (it keeps only steps < purge_step), so the records at the restored step stay, as in the
+JSON log. Each writer's file name ends in its start time in ns: tensorboardX names files by the second and opens
+them with 'wb', so a writer reopened within the same second would otherwise overwrite the earlier events.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class MetricsLog:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR), purge_step=start_step or None,
-                                         flush_secs=30)
+            self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR),
+                                         purge_step=start_step + 1 if start_step else None, flush_secs=30,
+                                         filename_suffix=f".{time.time_ns()}")
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:

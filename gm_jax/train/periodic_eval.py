@@ -44,9 +44,10 @@ class PeriodicEvaluator:
         self.split = "test" if dataset.size("test") else "train"
         self.num = min(cfg.eval_examples, dataset.size(self.split))
         self.batch_size = min(cfg.eval_batch_size, self.num)
-        rows = dataset.read(self.split, np.arange(self.num // self.batch_size * self.batch_size))
+        rows = dataset.read(self.split, np.arange(self.num))
+        # the last batch may be smaller (one more compilation): every one of the eval_examples counts
         self.batches = [{k: jnp.asarray(v[i:i + self.batch_size]) for k, v in rows.items()}
-                        for i in range(0, len(next(iter(rows.values()))), self.batch_size)]
+                        for i in range(0, self.num, self.batch_size)]
         self.key = jax.random.key(cfg.seed + 3)
         self._loss = jax.jit(self._group_losses)
         self.metrics = parse_metrics(cfg.eval_sample_metrics) if cfg.eval_sample_metrics else ()
@@ -80,9 +81,10 @@ class PeriodicEvaluator:
         key = jax.random.fold_in(self.key, step)
         sums = {}
         for i, batch in enumerate(self.batches):
+            size = len(next(iter(batch.values())))
             for k, v in jax.device_get(self._loss(variables, batch, jax.random.fold_in(key, i))).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-        out = {f"eval/{k}": v / len(self.batches) for k, v in sums.items()}
+                sums[k] = sums.get(k, 0.0) + float(v) * size  # a batch mean, weighted by its examples
+        out = {f"eval/{k}": v / self.num for k, v in sums.items()}
         if self.model.has_log_prob:
             nll = evaluate_log_likelihood(self.model, variables, self.dataset, jax.random.fold_in(key, len(self.batches)), self.mesh,
                                           self.cfg.eval_batch_size, self.num, split=self.split, progress=False)

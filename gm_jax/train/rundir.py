@@ -3,8 +3,8 @@ checkpoint a run resumes from, and the run record (``config.json``) with its res
 
 The run record is ``{"model", "dataset", "data_dir", "model_config", "train_config", "resumes"}``:
 ``model_config`` and ``train_config`` are the configs the run started with, never overwritten; each
-accepted resume that changed a training field appends ``{"step", "changes": {field: [old, new]}}`` to
-``resumes``, and :func:`effective_train_config` replays them.
+accepted resume that changed a setting appends ``{"step", "changes": {field: [old, new]}, "model_changes": ...}``
+to ``resumes``, and :func:`effective_train_config` / :func:`effective_model_config` replay them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import errno
 import fcntl
 import json
 import os
+import tempfile
 
 from gm_jax.errors import GMJaxError
 
 __all__ = ["RunLock", "check_writable", "truncate_log", "read_run_record", "effective_train_config",
-           "resume_record", "RUN_RECORD"]
+           "effective_model_config", "resume_record", "RUN_RECORD"]
 
 RUN_RECORD = "config.json"
 LOCK_FILE = ".lock"
@@ -72,8 +73,12 @@ def check_writable(path: str, what: str = "--workdir") -> None:
         probe = parent
     if not os.path.isdir(probe):
         raise GMJaxError(f"{what} {path}: {probe} is a file, not a directory; choose another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise GMJaxError(f"{what} {path}: {probe} is not writable; choose a writable location")
+    try:  # a real write: os.access misses read-only mounts and other processes' quotas
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".gm-jax-probe-")
+        os.close(fd)
+        os.remove(name)
+    except OSError:
+        raise GMJaxError(f"{what} {path}: {probe} is not writable; choose a writable location") from None
 
 
 def truncate_log(path: str, last_step: int) -> int:
@@ -126,24 +131,44 @@ def effective_train_config(run: dict) -> dict:
     """The run's training fields now: its starting ``train_config`` with every resume's changes applied."""
     values = dict(run["train_config"])
     for resume in run.get("resumes", []):
-        values.update({k: new for k, (_, new) in resume["changes"].items()})
+        values.update({k: new for k, (_, new) in resume.get("changes", {}).items()})
     return values
 
 
-def resume_record(run: dict, model_config: dict, train_config: dict, step: int) -> dict:
-    """The run record after an accepted resume at ``step`` with the given configs: the model config must
-    be the run's (a change would make it another model), and ``seed`` stays (it fixes the data order and
-    every key); other training changes are appended to the resume history."""
-    changed_model = sorted(k for k in set(model_config) | set(run["model_config"])
-                           if model_config.get(k) != run["model_config"].get(k))
-    if changed_model:
-        raise GMJaxError(f"resuming a {run['model']} run with other model settings ({', '.join(changed_model)}) "
+def effective_model_config(run: dict) -> dict:
+    """The run's model fields now: its ``model_config`` with every resume's changes of sampling and evaluation
+    settings applied."""
+    values = dict(run["model_config"])
+    for resume in run.get("resumes", []):
+        values.update({k: new for k, (_, new) in resume.get("model_changes", {}).items()})
+    return values
+
+
+def resume_record(run: dict, model_config: dict, train_config: dict, step: int, *,
+                  inference_fields=frozenset()) -> dict:
+    """The run record after an accepted resume at ``step`` with the given configs.
+
+    Model settings must stay the run's (a change would make it another model), except ``inference_fields``
+    (sampling and evaluation settings); ``seed`` stays (it fixes the data order and every key). Accepted
+    changes are appended to the resume history (training fields under ``changes``, model fields under
+    ``model_changes``), the original configs are kept.
+    """
+    current_model = effective_model_config(run)
+    changed = sorted(k for k in set(model_config) | set(current_model) if model_config.get(k) != current_model.get(k))
+    refused = [k for k in changed if k not in inference_fields]
+    if refused:
+        raise GMJaxError(f"resuming a {run['model']} run with other model settings ({', '.join(refused)}) "
                          "would make it another model; train into a new --workdir")
     current = effective_train_config(run)
     if train_config.get("seed") != current.get("seed"):
         raise GMJaxError(f"the run was trained with seed={current.get('seed')}; a resumed run keeps its seed "
                          "(it fixes the data order and every key); train into a new --workdir for another seed")
-    changes = {k: [current.get(k), v] for k, v in train_config.items() if current.get(k) != v}
-    if not changes:
+    entry = {"step": step}
+    train_changes = {k: [current.get(k), v] for k, v in train_config.items() if current.get(k) != v}
+    if train_changes:
+        entry["changes"] = train_changes
+    if changed:
+        entry["model_changes"] = {k: [current_model.get(k), model_config.get(k)] for k in changed}
+    if len(entry) == 1:
         return run
-    return {**run, "resumes": [*run.get("resumes", []), {"step": step, "changes": changes}]}
+    return {**run, "resumes": [*run.get("resumes", []), entry]}

@@ -144,7 +144,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(run, ca
     assert main(["sample", "--workdir", str(run), "--num", "4", "--out", str(tmp_path / "s.npz")]) == 0
     err = capsys.readouterr().err
     assert "checkpoint step 20" in err and "is damaged" in err and "using step 10" in err
-    assert len(err.strip().splitlines()) == 1, err  # no tensorstore tracebacks
+    assert len(err.strip().splitlines()) == 2 and "Traceback" not in err, err  # the notice and "sampling 4 ..."
     assert _train(run, 20) == 0  # retrains steps 11..20 from step 10
     assert "resuming from step 10" in capsys.readouterr().err
     assert os.listdir(run / "damaged_checkpoints")[0].startswith("20-")
@@ -203,3 +203,28 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     step = int(lines[0].split("at step ")[1].split(":")[0])
     assert Checkpointer(str(workdir / "checkpoints")).latest_step() == step
     assert json.loads((workdir / "config.json").read_text())["model"] == "vae"
+
+
+def test_an_unwritable_workdir_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert _train(blocker / "run", 5) == 2
+    assert f"{blocker} is a file, not a directory" in _error_line(capsys)
+    if os.geteuid() != 0:  # root writes through any mode bits
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        assert _train(locked / "run", 5) == 2
+        assert "is not writable" in _error_line(capsys)
+
+
+def test_sampling_and_evaluation_settings_may_change_on_resume(run, tmp_path):
+    """VAE's eval_importance_samples only sizes the test bound: a resume may change it (recorded apart from
+    the training changes), and sample/evaluate then use the new value."""
+    assert _train(run, 20, "--set", "eval_importance_samples=3") == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["model_config"]["eval_importance_samples"] == 2  # the original stays
+    assert record["resumes"] == [{"step": 20, "model_changes": {"eval_importance_samples": [2, 3]}}]
+    from gm_jax.cli._common import load_run
+
+    _, model, _, _ = load_run(str(run), None)
+    assert model.config.eval_importance_samples == 3

@@ -1,0 +1,131 @@
+"""What the ``gm-jax`` sub-commands share: the one-line parser, ``--set`` parsing, run records and
+sampler flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from gm_jax.errors import GMJaxError
+from gm_jax.train.rundir import RUN_RECORD as CONFIG_FILE
+
+__all__ = ["CONFIG_FILE", "Parser", "parse_sets", "split_overrides", "model_entry", "configs_from_record",
+           "load_run", "print_results", "sampler_kwargs", "add_sampler_flags", "check_out_path"]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise GMJaxError(f"{message} (see `{self.prog} --help`)")
+
+
+def parse_sets(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise GMJaxError(f"--set expects field=value, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def split_overrides(sets: dict, model_cls, train_cls):
+    """Routes each ``--set`` field to the model config or the train config (their names are disjoint)."""
+    import dataclasses
+
+    model_fields = {f.name for f in dataclasses.fields(model_cls)}
+    train_fields = {f.name for f in dataclasses.fields(train_cls)}
+    model_sets, train_sets = {}, {}
+    for k, v in sets.items():
+        if k in model_fields:
+            model_sets[k] = v
+        elif k in train_fields:
+            train_sets[k] = v
+        else:
+            raise GMJaxError(f"unknown config field '{k}'; model fields: {', '.join(sorted(model_fields))}; "
+                             f"training fields: {', '.join(sorted(train_fields))}")
+    return model_sets, train_sets
+
+
+def model_entry(name: str):
+    from gm_jax.models import MODELS
+
+    if name not in MODELS:
+        raise GMJaxError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def configs_from_record(run: dict, config_cls, train_defaults: dict | None = None):
+    """(model config, train config) of a run record as the run stands (its resumes applied); fields the record
+    lacks take the config defaults (training ones ``train_defaults`` first). One line on an unknown or bad field."""
+    from gm_jax.models import config_from_dict
+    from gm_jax.train import TrainConfig
+    from gm_jax.train.rundir import effective_model_config, effective_train_config
+
+    run = {"model_config": {}, "train_config": {}, **run}
+    return (config_from_dict(config_cls, effective_model_config(run)),
+            config_from_dict(TrainConfig, {**(train_defaults or {}), **effective_train_config(run)}))
+
+
+def load_run(workdir: str, data_dir: str | None):
+    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``."""
+    from gm_jax.data import load_dataset
+    from gm_jax.train.rundir import read_run_record
+
+    run = read_run_record(workdir)
+    if run is None:
+        raise GMJaxError(f"no gm-jax run in '{workdir}' ({CONFIG_FILE} missing); train one with "
+                         f"`gm-jax train MODEL --dataset NAME --workdir {workdir}`")
+    config_cls, model_cls = model_entry(run["model"])
+    model_cfg, train_cfg = configs_from_record(run, config_cls)
+    dataset = load_dataset(run["dataset"], data_dir or run.get("data_dir"))
+    return run, model_cls(model_cfg, dataset.spec), dataset, train_cfg
+
+
+def print_results(results: dict) -> None:
+    for key in ("model", "dataset", "steps", "num_params", "test_nll_nats", "test_bits_per_dim"):
+        if key in results:
+            v = results[key]
+            print(f"{key:>18}: {v:.4f}" if isinstance(v, float) else f"{key:>18}: {v}")
+
+
+def sampler_kwargs(args, model, run) -> dict:
+    """The sampling flags the user gave (--mode, --temperature, --sampler, --steps, --guidance), checked."""
+    from gm_jax.models.base import accepts_kwarg
+
+    kw = {}
+    for name, flag in (("mode", "--mode"), ("temperature", "--temperature"), ("sampler", "--sampler"),
+                       ("steps", "--steps"), ("guidance", "--guidance")):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name in ("temperature", "guidance") and value < 0:
+            raise GMJaxError(f"{flag} must be >= 0, got {value}")
+        if name == "steps" and value < 1:
+            raise GMJaxError(f"--steps must be >= 1, got {value}")
+        if not accepts_kwarg(model.sample, name):
+            raise GMJaxError(f"{run['model']} sampling takes no {flag}; drop it")
+        kw[name] = value
+    return kw
+
+
+def add_sampler_flags(parser) -> None:
+    parser.add_argument("--mode", choices=("mean", "sample"),
+                        help="decoder mean or a draw (VAE; default: the model's)")
+    parser.add_argument("--temperature", type=float,
+                        help="sampling temperature (models that take one; 0: most likely; default: the model's)")
+    parser.add_argument("--sampler", help="ddpm | ddim (ddpm), pc | sde | ode (score_sde), langevin (ebm, ncsn) "
+                        "(default: the run's config)")
+    parser.add_argument("--steps", type=int, help="sampler steps (ddim and SDE steps, Langevin steps per level; "
+                        "default: the run's config)")
+    parser.add_argument("--guidance", type=float,
+                        help="classifier-free guidance scale w (conditional ddpm; default: the run's config)")
+
+
+def check_out_path(path: str, flag: str = "--out") -> None:
+    """Raises one line unless ``path`` can be written: its directory exists and is writable. Checked before
+    any work, so a typo costs nothing."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise GMJaxError(f"{flag} {path}: the directory {directory} does not exist; create it first")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise GMJaxError(f"{flag} {path}: not writable; choose a writable location")
