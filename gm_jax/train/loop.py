@@ -261,6 +261,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
         log = MetricsLog(workdir, start) if is_main else None
         bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and is_main), dynamic_ncols=True)
         sums, logged, t_start = zeros(), start, time.perf_counter()
+        wall_before = log.last("wall_s", 0.0) if log is not None else 0.0  # a resumed run's clock continues
         t_last, s_last = t_start, start
         try:
             with StopRequest() as stop:
@@ -278,7 +279,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
                         rate = (done - s_last) * cfg.batch_size / (now - t_last) if done > s_last else None
                         t_last, s_last = now, done
                         record = {"step": done, **means, **{k: float(f(done - 1)) for k, f in lrs.items()},
-                                  "wall_s": now - t_start, **({"examples_per_s": rate} if rate else {})}
+                                  "wall_s": wall_before + now - t_start, **({"examples_per_s": rate} if rate else {})}
                         if log is not None:
                             log.write(record)
                         bar.set_postfix(**_bar_losses(means), **({"ex_s": f"{rate:.0f}"} if rate else {}))

@@ -37,6 +37,17 @@ class MetricsLog:
                                          purge_step=start_step + 1 if start_step else None, flush_secs=30,
                                          filename_suffix=f".{time.time_ns()}")
 
+    def last(self, name: str, default=None):
+        """The value of ``name`` in the newest record that has it (e.g. ``wall_s`` to continue after a resume)."""
+        if not os.path.isfile(self.path):
+            return default
+        with open(self.path) as f:
+            for line in reversed(f.read().splitlines()):
+                value = json.loads(line).get(name)
+                if value is not None:
+                    return value
+        return default
+
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

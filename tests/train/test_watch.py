@@ -230,7 +230,7 @@ def test_logged_metrics_are_means_over_the_interval_including_partial_and_resume
 def test_lr_wall_time_and_examples_per_second(tracked):
     """lr is the schedule at the interval's last update (written out by hand: warm-up then cosine). The
     fake clock advances 1 s per training batch and 101 s for the first step of each fit (compilation): the
-    rate (32 examples/s) leaves that step out, wall_s counts it, from the start of this invocation."""
+    rate (32 examples/s) leaves that step out, wall_s counts it and continues across the resume."""
     cfg = tracked.cfg
     schedule = learning_rate_schedule(cfg)
     train = _train_records(tracked.records)
@@ -238,8 +238,9 @@ def test_lr_wall_time_and_examples_per_second(tracked):
         assert r["lr"] == pytest.approx(_hand_lr(r["step"] - 1, cfg), rel=1e-6)
         assert r["lr"] == pytest.approx(float(schedule(r["step"] - 1)), rel=1e-6)
     assert [r["examples_per_s"] for r in train] == pytest.approx([32.0, 32.0, 32.0])
-    # step 5: 101 + 4 s since the start; resumed at 8: 101 s (step 9) + 1 s (step 10), then + 3 s
-    assert [r["wall_s"] for r in train] == pytest.approx([105.0, 102.0, 105.0])
+    # step 5: 101 + 4 s since the start; resumed at 8 (the clock goes on from the last record, step 5's 105 s):
+    # 101 s (step 9) + 1 s (step 10), then + 3 s
+    assert [r["wall_s"] for r in train] == pytest.approx([105.0, 207.0, 210.0])
     assert train[2]["wall_s"] > train[1]["wall_s"]
 
 
