@@ -28,6 +28,12 @@ def _error_line(capsys):
     (["sample", "--workdir", "/nonexistent/run", "--out", "x.jpg"], "--out must end in .png or .npz"),
     (["evaluate", "--workdir", "/nonexistent/run"], "no gm-jax run"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["train", "vae", "--set", "seed=99999999999999999999"], "seed must be in [0, 2**31)"),
+    (["sample", "--workdir", "r", "--out", "x.png", "--seed", "99999999999999999999"], "--seed must be in [0, 2**31)"),
+    (["train", "vae", "--set", "hidden=16,,16"], "hidden=16,,16: an empty item"),
+    (["train", "vae", "--set", "hidden=", "--set", "architecture=conv"], "architecture=conv needs one hidden width"),
+    (["evaluate", "--metrics", "fid", "--fake", "digits", "--real", "digits:test", "--out", "/"],
+     "--out / is a directory"),
     (["sample", "--workdir", "/nonexistent/run", "--out", "/nonexistent/dir/x.png"], "does not exist; create it"),
     (["evaluate", "--metrics", "fid", "--fake", "digits", "--real", "digits:test", "--out", "/nonexistent/m.json"],
      "--out /nonexistent/m.json: the directory /nonexistent does not exist"),
@@ -133,7 +139,9 @@ def test_diffusion_sampler_flags(tmp_path, capsys):
         assert z["samples"].shape == (5, 2) and np.isfinite(z["samples"]).all()
     capsys.readouterr()
     for flags, message in ((["--guidance", "2"], "needs a conditional model"), (["--sampler", "pc"], "ddpm or ddim"),
-                           (["--steps", "0"], "--steps must be >= 1"), (["--temperature", "1"], "takes no --temperature")):
+                           (["--steps", "0"], "--steps must be >= 1"), (["--temperature", "1"], "takes no --temperature"),
+                           (["--guidance", "nan"], "--guidance must be a finite number >= 0, got nan"),
+                           (["--temperature", "inf"], "--temperature must be a finite number >= 0, got inf")):
         assert main(["sample", "--workdir", workdir, "--out", out, *flags]) == 2
         assert message in _error_line(capsys), flags
 

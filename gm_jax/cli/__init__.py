@@ -8,9 +8,10 @@ stderr and exits with status 2; a training stopped by SIGTERM or Ctrl-C saves a 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from gm_jax.cli._common import CONFIG_FILE, Parser, add_sampler_flags
+from gm_jax.cli._common import CONFIG_FILE, Parser, add_sampler_flags, seed_arg
 from gm_jax.cli.evaluate import cmd_evaluate
 from gm_jax.cli.sample import cmd_sample
 from gm_jax.cli.tools import cmd_compare, cmd_config, cmd_domain, cmd_inception, cmd_list
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampler_flags(s)
     s.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs; default: off)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    s.add_argument("--seed", type=seed_arg, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--step", type=int, help="the checkpoint to sample (default: the newest intact one)")
     s.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
                    "~/.cache/gm_jax/datasets)")
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: not written)")
     e.add_argument("--out", help="write the numbers to this JSON file (default: added to the run's evaluations.json, "
                    "else ./metrics.json)")
-    e.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    e.add_argument("--seed", type=seed_arg, default=0, help="random seed (default: %(default)s)")
     e.add_argument("--step", type=int, help="the run's checkpoint to evaluate (default: the newest intact one)")
     add_sampler_flags(e)
     e.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     dom.add_argument("action", choices=("train",), help="train (the only action)")
     dom.add_argument("--dataset", default="digits", help="a labelled image dataset (default: %(default)s)")
     dom.add_argument("--steps", type=int, help="training steps (default: 2000)")
-    dom.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dom.add_argument("--seed", type=seed_arg, default=0, help="random seed (default: %(default)s)")
     dom.add_argument("--out", help="weights file (default: the weights cache)")
     dom.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
     dom.set_defaults(fn=cmd_domain)
@@ -125,4 +126,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("gm-jax: interrupted; the latest checkpoint is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gm-jax config vae | head`: the reader left; nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
 

@@ -10,7 +10,7 @@ from gm_jax.errors import GMJaxError
 from gm_jax.train.rundir import RUN_RECORD as CONFIG_FILE
 
 __all__ = ["CONFIG_FILE", "Parser", "parse_sets", "split_overrides", "model_entry", "configs_from_record",
-           "load_run", "print_results", "sampler_kwargs", "add_sampler_flags", "check_out_path"]
+           "load_run", "print_results", "sampler_kwargs", "add_sampler_flags", "check_out_path", "seed_arg"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,8 +98,8 @@ def sampler_kwargs(args, model, run) -> dict:
         value = getattr(args, name)
         if value is None:
             continue
-        if name in ("temperature", "guidance") and value < 0:
-            raise GMJaxError(f"{flag} must be >= 0, got {value}")
+        if name in ("temperature", "guidance") and not 0 <= value < float("inf"):  # nan fails both
+            raise GMJaxError(f"{flag} must be a finite number >= 0, got {value}")
         if name == "steps" and value < 1:
             raise GMJaxError(f"--steps must be >= 1, got {value}")
         if not accepts_kwarg(model.sample, name):
@@ -121,10 +121,23 @@ def add_sampler_flags(parser) -> None:
                         help="classifier-free guidance scale w (conditional ddpm; default: the run's config)")
 
 
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**31), as jax keys and numpy seeding take."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer, got '{text}'") from None
+    if not 0 <= seed < 2**31:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**31), got {seed}")
+    return seed
+
+
 def check_out_path(path: str, flag: str = "--out") -> None:
     """Raises one line unless ``path`` can be written: its directory exists and is writable. Checked before
     any work, so a typo costs nothing."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise GMJaxError(f"{flag} {path} is a directory; give a file name inside it")
     if not os.path.isdir(directory):
         raise GMJaxError(f"{flag} {path}: the directory {directory} does not exist; create it first")
     if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):

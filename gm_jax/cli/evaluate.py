@@ -10,6 +10,7 @@ from gm_jax.errors import GMJaxError
 from gm_jax.train.rundir import check_writable
 
 EVALUATIONS_FILE = "evaluations.json"
+EVALUATIONS_WHAT = "an evaluations file (a JSON object with a list of objects under 'evaluations')"
 # what makes two evaluations the same kind: a new one replaces an old one only when all of these agree
 KIND_FIELDS = ("metrics", "checkpoint_step", "features", "resize", "sampler", "num", "num_real", "real", "seed")
 
@@ -43,19 +44,31 @@ def _provenance(args, metrics, run) -> dict:
     return out
 
 
+def read_json_object(path: str, what: str, list_key: str | None = None):
+    """The JSON object in ``path`` ({} if there is none); with ``list_key``, the list of objects under that
+    key. One line if the file is not that, so a broken file is found before any work."""
+    if not os.path.isfile(path):
+        return [] if list_key else {}
+    try:
+        with open(path) as f:
+            value = json.load(f)
+        if list_key:
+            value = value[list_key]
+            if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+                raise TypeError
+        elif not isinstance(value, dict):
+            raise TypeError
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise GMJaxError(f"{path} is not {what}; move it away and evaluate again") from None
+    return value
+
+
 def record_evaluation(path: str, record: dict) -> None:
     """Adds ``record`` to the run's ``evaluations.json`` (``{"evaluations": [...]}``), replacing only an
     earlier evaluation of the same kind (:data:`KIND_FIELDS`), so evaluations of other kinds stay."""
     from gm_jax.train.loop import write_json
 
-    kept = []
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                kept = json.load(f)["evaluations"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise GMJaxError(f"{path} is not an evaluations file (a JSON object with a list 'evaluations'); move it "
-                             "away and evaluate again") from None
+    kept = read_json_object(path, EVALUATIONS_WHAT, "evaluations")
     kind = lambda r: tuple(json.dumps(r.get(k), sort_keys=True) for k in KIND_FIELDS)
     kept = [r for r in kept if kind(r) != kind(record)]
     write_json(path, {"evaluations": kept + [record]})
@@ -85,6 +98,7 @@ def _evaluate_samples(args) -> int:
         check_out_path(args.out)
     elif fake_is_run:
         check_writable(args.fake, "--fake")
+        read_json_object(os.path.join(args.fake, EVALUATIONS_FILE), EVALUATIONS_WHAT, "evaluations")
     else:
         check_out_path("metrics.json", "--out (default ./metrics.json)")
     if args.save_real_stats:
@@ -148,6 +162,9 @@ def _evaluate_run(args) -> int:
 
     run, model, dataset, train_cfg = load_run(args.workdir, args.data_dir)
     check_writable(args.workdir)
+    results_path = os.path.join(args.workdir, "results.json")
+    results = read_json_object(results_path, "a results file (a JSON object)")
+    read_json_object(os.path.join(args.workdir, EVALUATIONS_FILE), EVALUATIONS_WHAT, "evaluations")
     if not model.has_log_prob:
         raise GMJaxError(f"{run['model']} has no likelihood to evaluate; for sample quality use --metrics fid,prdc "
                          f"--fake {args.workdir} --real {run['dataset']}:test")
@@ -161,11 +178,6 @@ def _evaluate_run(args) -> int:
         print_results({"model": run["model"], "dataset": run["dataset"], "steps": step, **numbers})
         print(f"wrote {os.path.join(args.workdir, EVALUATIONS_FILE)}")
         return 0
-    results_path = os.path.join(args.workdir, "results.json")
-    results = {}
-    if os.path.isfile(results_path):
-        with open(results_path) as f:
-            results = json.load(f)
     results.update({"model": run["model"], "dataset": run["dataset"], "steps": step,
                     "num_params": num_params(state.params), **numbers})
     write_json(results_path, results)

@@ -221,7 +221,12 @@ def _convert(value: str, annotation, name: str):
             return value
         if origin is tuple:
             (inner, *_rest) = typing.get_args(annotation)
-            return tuple(_convert(v.strip(), inner, name) for v in value.strip("()").split(",") if v.strip())
+            items = [v.strip() for v in value.strip().strip("()").split(",")]
+            if items[-1] == "":  # "64," is a one-element tuple
+                items.pop()
+            if "" in items:
+                raise GMJaxError(f"--set {name}={value}: an empty item; separate values by single commas")
+            return tuple(_convert(v, inner, name) for v in items)
         choices = literal_choices(annotation)
         if choices is not None:
             if value not in choices:

@@ -56,6 +56,8 @@ class VAEConfig(Config):
     def validate(self):
         check_positive(self, "latent_dim", "conv_channels", "eval_importance_samples", "eval_chunk_size")
         check_hidden(self)
+        if self.architecture == "conv" and not self.hidden:
+            raise GMJaxError("architecture=conv needs one hidden width (its dense layer), e.g. hidden=256")
         if self.beta < 0:
             raise GMJaxError(f"beta must be >= 0, got {self.beta}")
 

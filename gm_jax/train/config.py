@@ -75,5 +75,5 @@ class TrainConfig(Config):
             from gm_jax.metrics.suite import parse_metrics  # one line naming an unknown metric
 
             parse_metrics(self.eval_sample_metrics)
-        if self.seed < 0:
-            raise GMJaxError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed < 2**31:  # jax keys and numpy's seeding take 32-bit seeds
+            raise GMJaxError(f"seed must be in [0, 2**31), got {self.seed}")

@@ -210,6 +210,8 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     mesh = mesh or parallel.make_mesh()
     parallel.check_batch_size(cfg.batch_size, mesh)
     check_writable(workdir)
+    if jax.process_index() == 0:
+        RunLock.check_free(workdir)
     spec = dataset.spec
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg.keep_checkpoints)

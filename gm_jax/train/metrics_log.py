@@ -22,6 +22,15 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
+def _event_writer(workdir: str, start_step: int):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR), purge_step=start_step + 1 if start_step else None,
+                         # tensorboardX names files by the second and opens them "wb": a resume within the
+                         # same second would overwrite the earlier file without a unique suffix
+                         flush_secs=30, filename_suffix=f".{time.time_ns()}")
+
+
 class MetricsLog:
     """Appends records ``{"step": int, name: float, ...}``; training metrics are tagged ``train/NAME`` in
     TensorBoard, names that already carry a prefix (``eval/nll_nats``) keep it."""
@@ -30,12 +39,8 @@ class MetricsLog:
         self.path = os.path.join(workdir, METRICS_FILE)
         truncate_log(self.path, start_step)
         self._writer = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR),
-                                         purge_step=start_step + 1 if start_step else None, flush_secs=30,
-                                         filename_suffix=f".{time.time_ns()}")
+        # opened at the first record, so a run stopped before it leaves no event file
+        self._open_writer = (lambda: _event_writer(workdir, start_step)) if tensorboard else None
 
     def last(self, name: str, default=None):
         """The value of ``name`` in the newest record that has it (e.g. ``wall_s`` to continue after a resume)."""
@@ -51,6 +56,8 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self._writer is None and self._open_writer is not None:
+            self._writer = self._open_writer()
         if self._writer is not None:
             step, now = int(record["step"]), time.time()
             for name, value in record.items():

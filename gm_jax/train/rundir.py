@@ -21,6 +21,9 @@ __all__ = ["RunLock", "check_writable", "truncate_log", "read_run_record", "effe
            "effective_model_config", "resume_record", "RUN_RECORD"]
 
 RUN_RECORD = "config.json"
+# the keys of a run record and their JSON types
+RECORD_KEYS = {"model": str, "dataset": str, "data_dir": str, "model_config": dict, "train_config": dict,
+               "resumes": list}
 LOCK_FILE = ".lock"
 
 
@@ -54,6 +57,21 @@ class RunLock:
         f.flush()
         self._file = f
         return self
+
+    @staticmethod
+    def check_free(workdir: str) -> None:
+        """Raises the in-use line if another training holds ``workdir``'s lock; writes nothing. Called before
+        a run reads its checkpoints, which the holder may be rotating."""
+        path = os.path.join(workdir, LOCK_FILE)
+        if not os.path.isfile(path):
+            return
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                raise GMJaxError(f"{workdir} is in use by another training (pid {f.read().strip() or 'unknown'}); "
+                                 "wait for it to finish or train into another --workdir") from None
+            fcntl.flock(f, fcntl.LOCK_UN)
 
     def __exit__(self, *exc):
         fcntl.flock(self._file, fcntl.LOCK_UN)
@@ -91,10 +109,10 @@ def truncate_log(path: str, last_step: int) -> int:
     kept = []
     for line in lines:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a kill mid-write
-        if int(record.get("step", 0)) <= last_step:
+            step = int(json.loads(line)["step"])
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+            continue  # a line torn by a kill mid-write, or not a record
+        if step <= last_step:
             kept.append(line)
     if len(kept) != len(lines):
         tmp = path + ".tmp"
@@ -120,10 +138,14 @@ def read_run_record(workdir: str, filename: str = RUN_RECORD, *,
     if not isinstance(run, dict):
         raise GMJaxError(f"{path} is not a gm-jax run record (a JSON object); restore it, or train into a new --workdir")
     missing = [k for k in required if k not in run]
-    bad = [k for k in ("model_config", "train_config") if k in run and not isinstance(run[k], dict)]
-    if missing or bad:
-        problem = f"missing {', '.join(missing)}" if missing else f"{', '.join(bad)} not an object"
-        raise GMJaxError(f"{path} is not a gm-jax run record ({problem}); restore it, or train into a new --workdir")
+    unknown = sorted(set(run) - set(RECORD_KEYS))
+    bad = [k for k, kind in RECORD_KEYS.items() if k in run and run[k] is not None and not isinstance(run[k], kind)]
+    if not bad and isinstance(run.get("resumes"), list) and not all(isinstance(r, dict) for r in run["resumes"]):
+        bad = ["resumes"]
+    if missing or unknown or bad:
+        problem = (f"missing {', '.join(missing)}" if missing else f"unknown key {', '.join(map(repr, unknown))}"
+                   if unknown else f"{', '.join(bad)} of the wrong type")
+        raise GMJaxError(f"{path} is not a gm-jax run record ({problem}); fix or restore it")
     return run
 
 

@@ -116,8 +116,8 @@ def test_safe_changes_are_recorded_in_the_resume_history_and_logs_do_not_repeat(
 
 def test_truncate_log_keeps_steps_up_to_the_checkpoint(tmp_path):
     path = tmp_path / "m.jsonl"
-    path.write_text("".join(json.dumps({"step": s}) + "\n" for s in (5, 10, 15)) + '{"ste')
-    assert truncate_log(str(path), 10) == 2
+    path.write_text("".join(json.dumps({"step": s}) + "\n" for s in (5, 10, 15)) + '[1, 2]\n{"step": "x"}\n{"ste')
+    assert truncate_log(str(path), 10) == 4
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [5, 10]
 
 
@@ -160,6 +160,11 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(run, ca
     ('{"model": "vae", "dataset": "dig', "is not valid JSON"),
     ('["vae"]', "is not a gm-jax run record"),
     ('{"model": "vae", "dataset": "digits", "model_config": {}}', "missing train_config"),
+    ('{"model": "vae", "dataset": 5, "model_config": {}, "train_config": {}}', "dataset of the wrong type"),
+    ('{"model": "vae", "dataset": "digits", "model_config": {}, "train_config": {}, "resumes": "x"}',
+     "resumes of the wrong type"),
+    ('{"model": "vae", "dataset": "digits", "model_config": {}, "train_confg": {}}', "missing train_config"),
+    ('{"model": "vae", "dataset": "digits", "model_config": {}, "train_config": {}, "note": 1}', "unknown key 'note'"),
 ])
 def test_a_broken_run_record_is_one_line(run, capsys, tmp_path, content, message):
     (run / "config.json").write_text(content)
@@ -228,3 +233,13 @@ def test_sampling_and_evaluation_settings_may_change_on_resume(run, tmp_path):
 
     _, model, _, _ = load_run(str(run), None)
     assert model.config.eval_importance_samples == 3
+
+
+@pytest.mark.parametrize("name,content", [
+    ("evaluations.json", '{"evaluations": [1, 2]}'), ("evaluations.json", '{"evaluations": "abc"}'),
+    ("results.json", "garbage{"), ("results.json", "[1, 2]"),
+])
+def test_a_broken_results_or_evaluations_file_is_refused_before_any_work(run, capsys, name, content):
+    (run / name).write_text(content)
+    assert main(["evaluate", "--workdir", str(run)]) == 2
+    assert f"{run / name} is not" in _error_line(capsys)  # one line: no progress bar, so no work was done
