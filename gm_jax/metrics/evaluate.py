@@ -205,6 +205,11 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
     example_shape = tuple(model.spec.shape) if model is not None else (fake_source or real_source).shape
     extractor = features if isinstance(features, extract.FeatureExtractor) else feature_extractor(
         features, example_shape=example_shape, weights=weights, resize=resize, domain_dataset=domain_dataset)
+    fake_shape = tuple(model.spec.shape) if model is not None else tuple(fake_source.shape)
+    if real_source is not None and extractor.name != "inception" and tuple(real_source.shape) != fake_shape:
+        # the Inception resizes any image; raw and domain features compare examples of one shape
+        raise GMJaxError(f"--fake examples have shape {fake_shape} and --real {tuple(real_source.shape)}; "
+                         f"{extractor.name} features need one shape: resize or convert one side")
     if "is" in metrics and extractor.logits_key is None:  # before any features are computed
         raise GMJaxError("is needs class logits; use --features inception or domain")
     keys = tuple(k for k in (extractor.features_key, extractor.logits_key if "is" in metrics else None) if k)

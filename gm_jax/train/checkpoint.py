@@ -157,8 +157,11 @@ class Checkpointer:
                 continue
             return Restored(out["state"], dict(out["meta"] or {}), s, tuple(damaged))
         listing = "; ".join(f"step {s}: {r}" for s, r in damaged)
-        raise GMJaxError(f"no intact checkpoint in {self.directory} ({listing}); "
-                         f"{'restore without --step' if step is not None else 'train into a new --workdir'}")
+        if step is not None:
+            others = ", ".join(str(s) for s in steps if s != step) or "none"
+            raise GMJaxError(f"the checkpoint of step {step} in {self.directory} is damaged ({listing}); choose "
+                             f"another --step (saved: {others}) or leave --step out for the newest intact one")
+        raise GMJaxError(f"no intact checkpoint in {self.directory} ({listing}); train into a new --workdir")
 
     def set_aside(self, steps, destination: str) -> list[str]:
         """Moves the checkpoints of ``steps`` (damaged ones) out of the way into ``destination``, so new

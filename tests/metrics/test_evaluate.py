@@ -190,6 +190,8 @@ def test_evaluate_sample_quality_is_the_suite_on_extracted_features():
     (["--metrics", "nll", "--fake", "toy2d/moons"], "nll needs a trained model"),
     (["--metrics", "is", "--fake", "toy2d/moons", "--real", "toy2d/moons"], "is needs class logits"),
     (["--metrics", "kid", "--fake", "toy2d/moons"], "need real examples"),
+    (["--metrics", "fid", "--fake", "toy2d/moons", "--real", "digits:test", "--features", "raw"],
+     "--fake examples have shape (2,) and --real (8, 8, 1); raw features need one shape"),
     (["--metrics", "fid", "--fake", "toy2d/moons", "--real", "toy2d/moons:valid"], "no split 'valid'"),
     (["--metrics", "fid", "--fake", "digits", "--real", "digits", "--features", "inception", "--weights",
       "/nonexistent/w.npz"], "weights not found"),

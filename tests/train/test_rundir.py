@@ -145,6 +145,8 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(run, ca
     err = capsys.readouterr().err
     assert "checkpoint step 20" in err and "is damaged" in err and "using step 10" in err
     assert len(err.strip().splitlines()) == 2 and "Traceback" not in err, err  # the notice and "sampling 4 ..."
+    assert main(["sample", "--workdir", str(run), "--step", "20", "--out", str(tmp_path / "s.npz")]) == 2
+    assert "checkpoint of step 20" in (line := _error_line(capsys)) and "choose another --step (saved: 10)" in line
     assert _train(run, 20) == 0  # retrains steps 11..20 from step 10
     assert "resuming from step 10" in capsys.readouterr().err
     assert os.listdir(run / "damaged_checkpoints")[0].startswith("20-")
