@@ -274,14 +274,14 @@ def _stream(num: int, batch_size: int, run_batch: Callable[[int, int], dict], de
     chunks, pending = [], None
     bar = tqdm(total=num, desc=desc, unit="ex", leave=False, dynamic_ncols=True,
                disable=desc is None or jax.process_index() != 0)
-    for i, lo in enumerate(range(0, num, batch_size)):
-        result = (run_batch(i, lo), min(batch_size, num - lo))  # dispatch i before fetching i - 1
-        if pending is not None:
-            chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
-            bar.update(pending[1])
-        pending = result
-    chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
-    bar.close()
+    with bar:  # closed (and cleared) on an error too, so the error line starts on a clean line
+        for i, lo in enumerate(range(0, num, batch_size)):
+            result = (run_batch(i, lo), min(batch_size, num - lo))  # dispatch i before fetching i - 1
+            if pending is not None:
+                chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
+                bar.update(pending[1])
+            pending = result
+        chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -193,7 +193,7 @@ def feature_stats_finalize(state: dict, ddof: int = 1):
         raise GMJaxError(f"ddof must be 0 (population covariance) or 1 (np.cov's default), got {ddof!r}")
     if n - ddof < 1:
         raise GMJaxError(f"need more than {ddof} sample(s) to estimate a covariance with ddof={ddof}, got {int(n)}; "
-                         f"add more features")
+                         "give more examples (rows)")
     sigma = m2 / float(n - ddof)
     return mean.copy(), 0.5 * (sigma + sigma.T)
 

@@ -42,19 +42,18 @@ def evaluate_log_likelihood(model, variables, dataset: Dataset, key, mesh, batch
     batch_size = -(-min(batch_size, n) // mesh.size) * mesh.size
     fn = make_log_prob_fn(model, mesh)
     total, count = 0.0, 0
-    starts = range(0, n, batch_size)
     bar = tqdm(total=n, desc=f"{split} NLL", unit="ex", disable=not progress or jax.process_index() != 0,
                dynamic_ncols=True, leave=False)
-    for i, lo in enumerate(starts):
-        idx = np.arange(lo, min(lo + batch_size, n))
-        batch = dataset.read(split, np.pad(idx, (0, batch_size - len(idx)), mode="edge"))
-        lp = fn(variables, jnp.asarray(batch[spec.data_key]),
-                jnp.asarray(batch["label"]) if "label" in batch else None, jax.random.fold_in(key, i))
-        lp = np.asarray(jax.device_get(lp), np.float64)[:len(idx)]
-        total += float(-lp.sum())
-        count += len(idx)
-        bar.update(len(idx))
-    bar.close()
+    with bar:  # cleared on an error too
+        for i, lo in enumerate(range(0, n, batch_size)):
+            idx = np.arange(lo, min(lo + batch_size, n))
+            batch = dataset.read(split, np.pad(idx, (0, batch_size - len(idx)), mode="edge"))
+            lp = fn(variables, jnp.asarray(batch[spec.data_key]),
+                    jnp.asarray(batch["label"]) if "label" in batch else None, jax.random.fold_in(key, i))
+            lp = np.asarray(jax.device_get(lp), np.float64)[:len(idx)]
+            total += float(-lp.sum())
+            count += len(idx)
+            bar.update(len(idx))
     nll = total / count
     return {"test_nll_nats": nll, "test_bits_per_dim": float(bits_per_dim(nll, spec.num_dims)),
             "num_test_examples": count}
