@@ -19,7 +19,7 @@ import numbers
 import os
 
 from gm_jax.errors import GMJaxError
-from gm_jax.train.rundir import effective_train_config
+from gm_jax.train.rundir import effective_model_config, effective_train_config
 
 __all__ = ["Run", "compare", "load_run_records", "load_runs", "results_rows", "config_diff_rows", "format_table",
            "compare_table", "check_out_path", "plot_curves", "figure_pixels", "PANEL_PIXELS"]
@@ -117,8 +117,9 @@ def load_run_records(path: str, name: str | None = None) -> Run:
         raise GMJaxError(f"'{path}' is not a gm-jax run directory ({CONFIG_FILE} missing); "
                          f"`gm-jax train MODEL --workdir DIR` writes one")
     record = _read_dict(os.path.join(path, CONFIG_FILE))
-    if isinstance(record.get("train_config"), dict):  # the settings it trained with last (resumes applied)
-        record = {**record, "train_config": effective_train_config(record)}
+    if isinstance(record.get("train_config"), dict) and isinstance(record.get("model_config"), dict):
+        # the settings it ran with last (resumes applied)
+        record = {**record, "train_config": effective_train_config(record), "model_config": effective_model_config(record)}
     config = _flatten({k: v for k, v in record.items() if k != "resumes"})
     results = {}
     evaluations = os.path.join(path, EVALUATIONS_FILE)

@@ -20,7 +20,7 @@ def _start_record(args) -> dict | None:
     if not os.path.isfile(args.config):
         raise GMJaxError(f"--config {args.config}: no such file; pass a JSON file such as a run's {CONFIG_FILE}")
     return read_run_record(os.path.dirname(os.path.abspath(args.config)), os.path.basename(args.config),
-                           required=("model",))
+                           required=())
 
 
 def cmd_train(args) -> int:
@@ -36,7 +36,7 @@ def cmd_train(args) -> int:
     name = args.model or (start or {}).get("model")
     if name is None:
         raise GMJaxError("train needs a MODEL (see `gm-jax list`) or --config FILE naming one")
-    if start is not None and args.model is not None and args.model != start["model"]:
+    if start is not None and args.model is not None and start.get("model", args.model) != args.model:
         raise GMJaxError(f"--config {args.config} is a {start['model']} config, not {args.model}; drop MODEL or "
                          "the --config")
     dataset_name = args.dataset or (start or {}).get("dataset") or "digits"

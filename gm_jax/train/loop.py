@@ -24,7 +24,7 @@ from gm_jax.train.config import TrainConfig
 from gm_jax.train.metrics_log import MetricsLog
 from gm_jax.train.optim import learning_rate_schedule, make_optimizer
 from gm_jax.train.periodic_eval import PeriodicEvaluator, evaluation_samples_path
-from gm_jax.train.preemption import StopRequest, TrainingStopped
+from gm_jax.train.preemption import StopAtOnce, StopRequest, TrainingStopped
 from gm_jax.train.rundir import RunLock, check_writable
 from gm_jax.train.step import ALL, TrainState, init_train_state, make_train_step
 from gm_jax.visualize import can_save_samples, samples_filename, save_samples
@@ -285,12 +285,14 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
                         if log is not None:
                             log.write(record)
                         bar.set_postfix(**_bar_losses(means), **({"ex_s": f"{rate:.0f}"} if rate else {}))
+                    t_pause = time.perf_counter()  # checkpoints, samples and evaluations are not training
                     if done % cfg.checkpoint_every == 0 and done != cfg.steps:
                         save(done)
                     if cfg.sample_every and done % cfg.sample_every == 0:
                         write_samples(done)
                     if evaluator is not None and done % cfg.eval_every == 0:
                         evaluate_now(done)
+                    t_last += time.perf_counter() - t_pause
                     bar.update(1)
                     if done != cfg.steps and stop.requested(done):
                         save(done)
@@ -305,15 +307,17 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
             ckpt.close()
             if log is not None:
                 log.close()
-    write_samples(cfg.steps)
-    results = {
-        **meta,
-        "steps": cfg.steps,
-        "num_params": num_params(state.params),
-        "train_seconds_this_run": train_seconds,
-    }
-    if evaluate:
-        results.update(evaluation(model, dataset, state, cfg, mesh, progress=progress))
+    with StopAtOnce(f"after training: step {cfg.steps} is saved in {workdir}; `gm-jax evaluate --workdir "
+                    f"{workdir}` computes the test numbers"):
+        write_samples(cfg.steps)
+        results = {
+            **meta,
+            "steps": cfg.steps,
+            "num_params": num_params(state.params),
+            "train_seconds_this_run": train_seconds,
+        }
+        if evaluate:
+            results.update(evaluation(model, dataset, state, cfg, mesh, progress=progress))
     if is_main:
         write_json(os.path.join(workdir, "results.json"), results)
     return results

@@ -13,7 +13,7 @@ import jax
 
 from gm_jax.errors import GMJaxError
 
-__all__ = ["StopRequest", "TrainingStopped"]
+__all__ = ["StopRequest", "StopAtOnce", "TrainingStopped"]
 
 
 class TrainingStopped(GMJaxError):
@@ -67,3 +67,27 @@ class StopRequest:
 
     def name(self) -> str:
         return signal.Signals(self.signum).name if self.signum else "a stop request"
+
+
+class StopAtOnce:
+    """``with StopAtOnce(message): ...``: SIGTERM or Ctrl-C raises :class:`TrainingStopped` with ``message``
+    (after the signal's name) right away; for phases after the last checkpoint, where nothing is left to save."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        raise TrainingStopped(f"{signal.Signals(signum).name} {self.message}", signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in StopRequest.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+        return False

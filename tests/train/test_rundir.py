@@ -190,6 +190,12 @@ def test_a_new_run_starts_from_a_config_file(run, tmp_path, capsys):
     assert new["train_config"] == {**old["train_config"], "steps": 5}
     assert main(["train", "made", "--config", str(run / "config.json")]) == 2
     assert "is a vae config, not made" in _error_line(capsys)
+    (tmp_path / "part.json").write_text(json.dumps({"train_config": {"lr": 0.01}}))  # part of a config, no model
+    assert main(["train", "vae", "--config", str(tmp_path / "part.json"), "--steps", "2", "--workdir",
+                 str(tmp_path / "part"), "--no-progress", *TINY]) == 0
+    assert json.loads((tmp_path / "part" / "config.json").read_text())["train_config"]["lr"] == 0.01
+    assert main(["train", "--config", str(tmp_path / "part.json")]) == 2
+    assert "train needs a MODEL" in _error_line(capsys)
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
@@ -245,3 +251,16 @@ def test_a_broken_results_or_evaluations_file_is_refused_before_any_work(run, ca
     (run / name).write_text(content)
     assert main(["evaluate", "--workdir", str(run)]) == 2
     assert f"{run / name} is not" in _error_line(capsys)  # one line: no progress bar, so no work was done
+
+
+def test_a_signal_after_the_last_checkpoint_stops_at_once_with_one_line():
+    """After training (the final evaluation), SIGTERM has nothing left to save: it raises at once."""
+    from gm_jax.train.preemption import StopAtOnce, TrainingStopped
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingStopped, match=r"^SIGTERM after training: step 7 is saved") as stopped:
+        with StopAtOnce("after training: step 7 is saved"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    assert stopped.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handlers come back
