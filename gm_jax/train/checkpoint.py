@@ -121,6 +121,12 @@ class Checkpointer:
             return
         diff = sorted(set(saved) ^ set(wanted)) or sorted(k for k in saved if saved[k] != wanted[k])
         where = "/".join(diff[0])
+        part = {"opt_state": "the optimizer state (optimizer, grad_clip, weight_clip)",
+                "ema_params": "the EMA (ema_decay 0 or not)", "params": "the model's parameters"}.get(diff[0][0])
+        if part:
+            raise GMJaxError(f"the checkpoint of step {step} in {self.directory} holds a different model or optimizer: "
+                             f"{part} differs from the new settings' (at '{where}'); resume it with its own "
+                             "settings, or train into a new --workdir")
         detail = (f"'{where}' has shape {saved[diff[0]]} there and {wanted[diff[0]]} here" if diff[0] in saved
                   and diff[0] in wanted else f"'{where}' is only in the {'checkpoint' if diff[0] in saved else 'new'} state")
         raise GMJaxError(f"the checkpoint of step {step} in {self.directory} holds a different model or optimizer "

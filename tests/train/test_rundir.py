@@ -63,7 +63,8 @@ def run(base_run, tmp_path, capsys):
     (["--set", "seed=3"], "a resumed run keeps its seed"),
     (["--set", "batch_size=10000000"], "batch_size 10000000 exceeds the 1437 training examples"),
     (["--set", "lr=nan"], "lr must be a finite number"),
-    (["--set", "grad_clip=1.0"], "holds a different model or optimizer"),
+    (["--set", "grad_clip=1.0"], "holds a different model or optimizer: the optimizer state"),
+    (["--set", "ema_decay=0.9"], "holds a different model or optimizer: the EMA"),
 ])
 def test_a_refused_resume_writes_nothing(run, capsys, extra, message):
     before = _snapshot(run)
