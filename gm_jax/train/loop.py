@@ -80,10 +80,9 @@ class _Feeder:
         return parallel.global_batch(self.dataset.read("train", rows), self.mesh)
 
 
-def _compile_step(model, cfg: TrainConfig, mesh, feeder: _Feeder):
+def _compile_step(step, mesh, feeder: _Feeder):
     """``run_step(state, sums, s) -> (state, sums)``: one jitted update that also adds the step's metrics
     to ``sums`` on device, so a log point reports the mean over its interval without a transfer per step."""
-    step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay)
     rep, shard = parallel.replicated(mesh), parallel.batch_sharding(mesh)
     add = lambda sums, metrics: jax.tree_util.tree_map(jnp.add, sums, metrics)
     if feeder.on_device:
@@ -104,9 +103,8 @@ def _compile_step(model, cfg: TrainConfig, mesh, feeder: _Feeder):
     return lambda state, sums, s: jitted(state, sums, feeder.host_batch(s))
 
 
-def _metric_shapes(model, cfg: TrainConfig, state: TrainState, dataset: Dataset):
+def _metric_shapes(step, cfg: TrainConfig, state: TrainState, dataset: Dataset):
     """The per-step metrics' shapes and dtypes (traced, not run)."""
-    step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay)
     probe = dataset.read("train", [0])
     batch = {k: jax.ShapeDtypeStruct((cfg.batch_size,) + v.shape[1:], v.dtype) for k, v in probe.items()}
     return jax.eval_shape(step, state, batch)[1]
@@ -218,8 +216,9 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     state, start, damaged = _resume(model, dataset, cfg, workdir, ckpt, initial_state(model, dataset, cfg, mesh), meta)
     feeder = _Feeder(dataset, cfg, mesh)
     feeder.indices(start)  # checks batch_size against the data now, before anything is written
-    metric_shapes = _metric_shapes(model, cfg, state, dataset)
-    run_step = _compile_step(model, cfg, mesh, feeder)
+    step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay)
+    metric_shapes = _metric_shapes(step, cfg, state, dataset)
+    run_step = _compile_step(step, mesh, feeder)
     zeros = lambda: parallel.put_replicated(
         jax.tree_util.tree_map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes), mesh)
     is_main = jax.process_index() == 0

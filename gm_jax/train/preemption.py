@@ -25,22 +25,17 @@ class TrainingStopped(GMJaxError):
         self.exit_code = 128 + signum
 
 
-class StopRequest:
-    """``with StopRequest() as stop: ... if stop.requested(step): ...``; the previous handlers come back
-    on exit. Off the main thread (where Python allows no signal handlers) it never fires."""
+class _SignalHandlers:
+    """Installs ``self._handle`` for SIGTERM and SIGINT inside ``with``; the previous handlers come back on
+    exit. Off the main thread (where Python allows no signal handlers) it installs nothing."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self):
-        self.signum = None
-        self._previous = {}
-
     def _handle(self, signum, frame):
-        if signum == signal.SIGINT and self.signum == signal.SIGINT:
-            raise KeyboardInterrupt  # asked twice: stop now
-        self.signum = signum
+        raise NotImplementedError
 
     def __enter__(self):
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
@@ -51,6 +46,19 @@ class StopRequest:
             signal.signal(s, handler)
         self._previous = {}
         return False
+
+
+class StopRequest(_SignalHandlers):
+    """``with StopRequest() as stop: ... if stop.requested(step): ...``: a signal only records the request,
+    which the loop polls between steps. Off the main thread it never fires."""
+
+    def __init__(self):
+        self.signum = None
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signum = signum
 
     def requested(self, step: int) -> bool:
         """Whether to stop after ``step``. With several processes every one must stop at the same step:
@@ -69,25 +77,12 @@ class StopRequest:
         return signal.Signals(self.signum).name if self.signum else "a stop request"
 
 
-class StopAtOnce:
+class StopAtOnce(_SignalHandlers):
     """``with StopAtOnce(message): ...``: SIGTERM or Ctrl-C raises :class:`TrainingStopped` with ``message``
     (after the signal's name) right away; for phases after the last checkpoint, where nothing is left to save."""
 
     def __init__(self, message: str):
         self.message = message
-        self._previous = {}
 
     def _handle(self, signum, frame):
         raise TrainingStopped(f"{signal.Signals(signum).name} {self.message}", signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in StopRequest.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
-        return False

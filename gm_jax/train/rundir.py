@@ -27,6 +27,12 @@ RECORD_KEYS = {"model": str, "dataset": str, "data_dir": str, "model_config": di
 LOCK_FILE = ".lock"
 
 
+def _in_use(workdir: str, lock_file) -> GMJaxError:
+    """The one line for a work dir another training holds; the lock file holds the holder's pid."""
+    return GMJaxError(f"{workdir} is in use by another training (pid {lock_file.read().strip() or 'unknown'}); "
+                      "wait for it to finish or train into another --workdir")
+
+
 class RunLock:
     """An exclusive lock on a work dir held while a run trains (``with RunLock(workdir): ...``).
 
@@ -47,10 +53,9 @@ class RunLock:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             f.seek(0)
-            holder = f.read().strip() or "unknown"
+            error = _in_use(os.path.dirname(self.path), f)
             f.close()
-            raise GMJaxError(f"{os.path.dirname(self.path)} is in use by another training (pid {holder}); wait "
-                             "for it to finish or train into another --workdir") from None
+            raise error from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -69,8 +74,7 @@ class RunLock:
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:
-                raise GMJaxError(f"{workdir} is in use by another training (pid {f.read().strip() or 'unknown'}); "
-                                 "wait for it to finish or train into another --workdir") from None
+                raise _in_use(workdir, f) from None
             fcntl.flock(f, fcntl.LOCK_UN)
 
     def __exit__(self, *exc):
