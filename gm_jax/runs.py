@@ -5,8 +5,8 @@ A run directory is what ``gm-jax train`` writes: ``config.json`` (``model``, ``d
 ``model_config``, ``train_config``), ``results.json`` (a flat dict, once training ends), ``metrics.jsonl``
 (one JSON object per log point: ``step`` and numbers; evaluations during training add ``eval/...`` keys),
 and ``evaluations.json`` (or a ``metrics.json``) when ``gm-jax evaluate`` wrote there: the numbers of each
-evaluation, a later one winning a key. Any other ``*.jsonl`` in the directory is read like ``metrics.jsonl``:
-every numeric key but ``step`` is a curve. A resumed run's config is the one it trained with last.
+evaluation, labelled with its features and checkpoint step (``fid [domain, step 300]``). Any other ``*.jsonl``
+in the directory is read like ``metrics.jsonl``: every numeric key but ``step`` is a curve. A resumed run's config is the one it trained with last.
 """
 
 from __future__ import annotations
@@ -111,6 +111,15 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return out
 
 
+def _evaluation_label(record: dict) -> str:
+    """What an evaluation's numbers were measured on, e.g. ``domain, step 300``: the same metric measured two
+    ways is two rows, not one number silently replacing the other."""
+    parts = [str(record["features"])] if record.get("features") else []
+    if record.get("checkpoint_step") is not None:
+        parts.append(f"step {record['checkpoint_step']}")
+    return ", ".join(parts) or "evaluate"
+
+
 def load_run_records(path: str, name: str | None = None) -> Run:
     """Reads run directory ``path``; one clear line (GMJaxError) if it is not a run or a file is corrupt."""
     if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
@@ -128,7 +137,8 @@ def load_run_records(path: str, name: str | None = None) -> Run:
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise GMJaxError(f"{evaluations} holds no list of evaluations; move it away")
         for record in listed:
-            results.update({k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in PROVENANCE})
+            label = _evaluation_label(record)
+            results.update({f"{k} [{label}]": v for k, v in record.items() if _is_number(v) and k not in PROVENANCE})
     for filename in (EVAL_METRICS_FILE, RESULTS_FILE):  # results.json wins a key both have
         if os.path.isfile(os.path.join(path, filename)):
             results.update(_read_dict(os.path.join(path, filename)))
@@ -226,10 +236,21 @@ def check_out_path(path: str) -> None:
         raise GMJaxError(f"--out {path}: cannot write there")
 
 
+BOOKKEEPING = ("lr", "wall_s", "examples_per_s")  # curves about the run rather than the model: drawn last
+
+
 def _metric_order(runs: list[Run]) -> list[str]:
-    """The curves' keys: loss first, then in the order the runs give them, examples_per_s last."""
+    """The curves' keys: loss first, the other training curves, the evaluations (``eval/...``), then the
+    bookkeeping (learning rates, wall time, examples/s); within each, in the order the runs give them."""
     keys = _union_keys(r.curves for r in runs)
-    return sorted(keys, key=lambda k: (k != "loss", k == "examples_per_s", keys.index(k)))
+
+    def group(key):
+        if key == "loss":
+            return 0
+        if key.split("/")[-1] in BOOKKEEPING:
+            return 3
+        return 2 if key.startswith("eval") else 1
+    return sorted(keys, key=lambda k: (group(k), keys.index(k)))
 
 
 def figure_pixels(num_metrics: int) -> tuple[int, int]:

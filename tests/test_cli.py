@@ -137,9 +137,18 @@ def test_diffusion_sampler_flags(tmp_path, capsys):
     assert main(["sample", "--workdir", workdir, "--num", "5", "--out", out, "--sampler", "ddim", "--steps", "5"]) == 0
     with np.load(out) as z:
         assert z["samples"].shape == (5, 2) and np.isfinite(z["samples"]).all()
+    # drawn in batches (a bar advances per batch); batch i's samples depend only on the seed, i and the batch size
+    batched = {}
+    for num in (5, 2):
+        assert main(["sample", "--workdir", workdir, "--num", str(num), "--batch-size", "2", "--out", out,
+                     "--sampler", "ddim", "--steps", "5", "--no-progress"]) == 0
+        with np.load(out) as z:
+            batched[num] = z["samples"]
+    assert batched[5].shape == (5, 2) and len(np.unique(batched[5], axis=0)) == 5
+    np.testing.assert_array_equal(batched[5][:2], batched[2])
     capsys.readouterr()
     for flags, message in ((["--guidance", "2"], "needs a conditional model"), (["--sampler", "pc"], "ddpm or ddim"),
-                           (["--steps", "0"], "--steps must be >= 1"), (["--temperature", "1"], "takes no --temperature"),
+                           (["--steps", "0"], "--steps must be >= 1"), (["--batch-size", "0"], "--batch-size must be"), (["--temperature", "1"], "takes no --temperature"),
                            (["--guidance", "nan"], "--guidance must be a finite number >= 0, got nan"),
                            (["--temperature", "inf"], "--temperature must be a finite number >= 0, got inf")):
         assert main(["sample", "--workdir", workdir, "--out", out, *flags]) == 2

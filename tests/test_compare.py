@@ -62,6 +62,27 @@ def test_results_include_the_sample_metrics_that_evaluate_wrote(tmp_path):
     assert rows_by_key(runs.results_rows([runs.load_run_records(path)])) == {"steps": ["10"], "fid": ["3.25"]}
 
 
+def test_evaluations_are_labelled_with_their_features_and_checkpoint(tmp_path):
+    evaluations = {"evaluations": [
+        {"metrics": ["fid"], "features": "domain", "checkpoint_step": 300, "seed": 0, "num": None, "fid": 2.5},
+        {"metrics": ["fid"], "features": "inception", "checkpoint_step": 300, "seed": 0, "num": 64, "fid": 40.0},
+        {"metrics": ["nll"], "checkpoint_step": 200, "seed": 0, "num": None, "test_nll_nats": 97.0}]}
+    path = make_run(tmp_path, "gan", results={"steps": 300, "test_nll_nats": 95.0},
+                    extra_files={"evaluations.json": json.dumps(evaluations)})
+    table = rows_by_key(runs.results_rows([runs.load_run_records(path)]))
+    # the same metric measured two ways is two rows; the step-300 results.json number stays unlabelled
+    assert table == {"steps": ["300"], "test_nll_nats": ["95"], "fid [domain, step 300]": ["2.5"],
+                     "fid [inception, step 300]": ["40"], "test_nll_nats [step 200]": ["97"]}
+
+
+def test_curves_are_ordered_loss_training_evaluation_then_bookkeeping(tmp_path):
+    records = [{"step": 10, "examples_per_s": 5.0, "lr": 1e-3, "eval/loss": 3.0, "kl": 1.0, "wall_s": 2.0,
+                "loss": 4.0, "generator/lr": 1e-4, "eval/fid": 9.0, "recon": 3.0}]
+    run = runs.load_run_records(make_run(tmp_path, "r", records=records))
+    assert runs._metric_order([run]) == ["loss", "kl", "recon", "eval/loss", "eval/fid", "examples_per_s", "lr",
+                                         "wall_s", "generator/lr"]
+
+
 def test_config_table_lists_only_the_fields_that_differ(two_runs, tmp_path):
     c = make_run(tmp_path, "vae_c")
     with open(os.path.join(c, "config.json")) as f:

@@ -47,10 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampler_flags(s)
     s.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="write --num latent interpolation strips (slerp) of STEPS images instead (GANs; default: off)")
+    s.add_argument("--batch-size", type=int, default=16,
+                   help="samples drawn at once; the bar advances per batch, and the samples depend on the seed and "
+                   "this (default: %(default)s; larger is faster on accelerators)")
     s.add_argument("--seed", type=seed_arg, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--step", type=int, help="the checkpoint to sample (default: the newest intact one)")
     s.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
                    "~/.cache/gm_jax/datasets)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     s.set_defaults(fn=cmd_sample)
 
     e = sub.add_parser("evaluate", help="test NLL of a run (--workdir), or sample-quality metrics (--metrics)")
@@ -81,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampler_flags(e)
     e.add_argument("--data-dir", help="dataset cache (default: the run's, else $GM_JAX_DATA_DIR or "
                    "~/.cache/gm_jax/datasets)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     e.set_defaults(fn=cmd_evaluate)
 
     inc = sub.add_parser("inception", help="get the FID InceptionV3 weights (pytorch-fid's file, converted)")

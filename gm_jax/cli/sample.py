@@ -33,13 +33,16 @@ def cmd_sample(args) -> int:
     kw = sampler_kwargs(args, model, run)
     if args.interpolate is not None:
         return _write_interpolations(args, run, model, dataset, train_cfg, kw, ext)
+    if args.batch_size < 1:
+        raise GMJaxError(f"--batch-size must be >= 1, got {args.batch_size}")
     state = restore_state(model, dataset, train_cfg, args.workdir, step=args.step)
-    kw.update(sample_source(model, dataset, args.num))  # translation models: the first test images
-    variables, key = eval_variables(state), jax.random.key(args.seed)
-    # compiled first, so a bad sampler option fails before the (possibly long) run is announced
-    sample = jax.jit(lambda v, k: model.sample(v, k, args.num, **kw)).lower(variables, key).compile()
+    # traced first (no compilation), so a bad sampler option fails before the (possibly long) run is announced
+    source = sample_source(model, dataset, args.num)  # translation models: the first test images
+    first = args.num if source else min(args.num, args.batch_size)
+    jax.eval_shape(lambda v, k: model.sample(v, k, first, **kw, **source), eval_variables(state), jax.random.key(0))
     print(f"sampling {args.num} from the checkpoint of step {int(state.step)}...", file=sys.stderr, flush=True)
-    samples = np.asarray(jax.device_get(sample(variables, key)))
+    samples = _draw(model, eval_variables(state), jax.random.key(args.seed), args.num, args.batch_size, kw, source,
+                    progress=not args.no_progress)
     if ext == ".npz":
         levels = {"num_levels": dataset.spec.num_levels} if dataset.spec.kind == "image" else {}
         np.savez(args.out, samples=samples, **levels)  # num_levels: how `gm-jax evaluate` scales the pixels
@@ -47,6 +50,22 @@ def cmd_sample(args) -> int:
         save_samples(samples, dataset.spec, args.out)
     print(f"wrote {args.num} samples to {args.out}")
     return 0
+
+
+def _draw(model, variables, key, num: int, batch_size: int, kw: dict, source: dict, *, progress: bool):
+    """``num`` samples in batches of ``batch_size`` over the devices, with a progress bar per batch (batch i
+    uses ``fold_in(key, i)``, as evaluation's samples do); translation models map their ``source`` at once."""
+    import jax
+    import numpy as np
+
+    from gm_jax.metrics import extract
+
+    if source:  # one source image per sample: one batch
+        return np.asarray(jax.device_get(jax.jit(lambda v, k: model.sample(v, k, num, **kw, **source))(variables,
+                                                                                                       key)))
+    identity = extract.FeatureExtractor("samples", lambda v, x: {"samples": x}, None, "samples")
+    return extract.sampler_features(identity, lambda v, k, n: model.sample(v, k, n, **kw), variables, key, num,
+                                    batch_size, keys=("samples",), progress=progress and "sampling")["samples"]
 
 
 def _write_interpolations(args, run, model, dataset, train_cfg, kw, ext) -> int:

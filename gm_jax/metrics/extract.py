@@ -335,9 +335,9 @@ def _jit_sampler(apply, sample_fn, per_device: int, keys, mesh):
 
 def sampler_features(extractor: FeatureExtractor, sample_fn: Callable, sample_variables, key, num: int,
                      batch_size: int = 200, mesh=None, keys: Sequence[str] | None = None, *,
-                     progress: bool = False) -> dict[str, np.ndarray]:
+                     progress: bool | str = False) -> dict[str, np.ndarray]:
     """Features of ``num`` samples drawn and embedded on the devices, batch by batch (``progress``: a bar
-    on stderr).
+    on stderr; a string labels it).
 
     Args:
       sample_fn: ``(sample_variables, key, n) -> [n, ...]`` float32 in the extractor's input convention
@@ -355,4 +355,5 @@ def sampler_features(extractor: FeatureExtractor, sample_fn: Callable, sample_va
     fvars = parallel.put_replicated(extractor.variables, mesh)
     svars = parallel.put_replicated(sample_variables, mesh)
     return _stream(num, bs, lambda i, lo: fn(fvars, svars, jax.random.fold_in(key, i)),
+                   progress if isinstance(progress, str) else
                    f"sampling and {extractor.name} features" if progress else None)

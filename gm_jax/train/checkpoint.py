@@ -53,7 +53,8 @@ def _silence_abandoned_reads() -> None:
     """After a failed restore orbax abandons the checkpoint's other reads; as they finish they raise into a
     closed event loop or a collected coroutine, and Python prints each (hundreds of lines) even though the
     failure was handled (through sys.excepthook, sys.unraisablehook or asyncio's logger). Filter exactly
-    those from the three; anything else is still reported."""
+    those from the three; anything else is still reported. Also orbax's error for an unreadable
+    ``_CHECKPOINT_METADATA``, which restoring does not need."""
     if getattr(sys.excepthook, "_gm_jax_filter", False):
         return
     base_except, base_unraisable = sys.excepthook, sys.unraisablehook
@@ -73,9 +74,13 @@ def _silence_abandoned_reads() -> None:
     def log_filter(record) -> bool:  # asyncio logs "Task exception was never retrieved" for each
         return not (abandoned(record.getMessage()) or (record.exc_info and abandoned(record.exc_info[1])))
 
+    def metadata_filter(record) -> bool:  # orbax's own bookkeeping (creation time); the state restores without it
+        return "Failed to json parse Metadata file" not in record.getMessage()
+
     excepthook._gm_jax_filter = True
     sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
     logging.getLogger("asyncio").addFilter(log_filter)
+    logging.getLogger("absl").addFilter(metadata_filter)
 
 
 class Checkpointer:
@@ -87,6 +92,7 @@ class Checkpointer:
         self._open()
 
     def _open(self):
+        _silence_abandoned_reads()
         options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=False)
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"),
@@ -144,7 +150,6 @@ class Checkpointer:
             raise GMJaxError(f"no checkpoint of step {step} in {self.directory}; saved steps: "
                              f"{', '.join(map(str, steps))}")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like_state)
-        _silence_abandoned_reads()
         damaged = []
         for s in [step] if step is not None else steps[::-1]:
             try:

@@ -250,7 +250,10 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
         record = evaluator(eval_variables(state), step)
         if log is not None:
             log.write({"step": step, **record})
-        write_samples(step, also=evaluation_samples_path(workdir, step, samples_filename(spec)))
+        samples_path = evaluation_samples_path(workdir, step, samples_filename(spec))
+        write_samples(step, also=samples_path)
+        if log is not None and os.path.isfile(samples_path):
+            log.write_samples(samples_path, step)
         return record
 
     with RunLock(workdir) if is_main else contextlib.nullcontext():

@@ -1,5 +1,6 @@
 """Where a run's numbers go: ``metrics.jsonl`` (one JSON record per log point) and TensorBoard event
-files in ``tensorboard/`` (written with tensorboardX, so no TensorFlow is needed).
+files in ``tensorboard/`` (written with tensorboardX, so no TensorFlow is needed), which also show the
+samples of each evaluation.
 
 On resume both are cut back to the restored step, so no step appears twice: the JSON log is rewritten and
 the event writer starts with ``purge_step`` = restored step + 1, which tells TensorBoard to drop the old events
@@ -64,6 +65,20 @@ class MetricsLog:
                 if name != "step" and isinstance(value, (int, float)):
                     tag = name if "/" in name and name.split("/")[0] == "eval" else f"train/{name}"
                     self._writer.add_scalar(tag, value, step, walltime=now)
+
+    def write_samples(self, path: str, step: int, tag: str = "eval/samples") -> None:
+        """Shows the sample file ``path`` (a PNG grid, or text) in TensorBoard at ``step``."""
+        if self._writer is None:
+            return
+        if path.endswith(".png"):
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(path) as image:
+                self._writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+        else:
+            with open(path, encoding="utf-8") as f:
+                self._writer.add_text(tag, f.read(), step)
 
     def close(self) -> None:
         if self._writer is not None:

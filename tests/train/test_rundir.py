@@ -142,7 +142,7 @@ def _damage(run, step):
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(run, capsys, tmp_path):
     _damage(run, 20)
-    assert main(["sample", "--workdir", str(run), "--num", "4", "--out", str(tmp_path / "s.npz")]) == 0
+    assert main(["sample", "--workdir", str(run), "--num", "4", "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "checkpoint step 20" in err and "is damaged" in err and "using step 10" in err
     assert len(err.strip().splitlines()) == 2 and "Traceback" not in err, err  # the notice and "sampling 4 ..."
@@ -157,6 +157,13 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(run, ca
     assert main(["evaluate", "--workdir", str(run)]) == 2
     line = _error_line(capsys)
     assert "no intact checkpoint in" in line and "step 20:" in line and "step 10:" in line
+
+
+def test_an_unreadable_orbax_metadata_file_is_not_reported_as_an_error(run, capsys, caplog, tmp_path):
+    (run / "checkpoints" / "20" / "_CHECKPOINT_METADATA").write_text("")  # orbax's bookkeeping only
+    assert main(["sample", "--workdir", str(run), "--num", "4", "--out", str(tmp_path / "s.npz")]) == 0
+    assert "step 20" in capsys.readouterr().err  # the state itself restores
+    assert not [r for r in caplog.records if "Metadata file" in r.getMessage()]
 
 
 @pytest.mark.parametrize("content,message", [

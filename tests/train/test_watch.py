@@ -68,7 +68,22 @@ def _scalars(event):
     out = {}
     for v in event.summary.value:
         kind = v.WhichOneof("value")
-        out[v.tag] = v.simple_value if kind == "simple_value" else v.tensor.float_val[0]
+        if kind in ("simple_value", "tensor"):
+            out[v.tag] = v.simple_value if kind == "simple_value" else v.tensor.float_val[0]
+    return out
+
+
+def _images(workdir):
+    """{tag: {step: RGB array}} of the image summaries in the run's event files (PNG-encoded)."""
+    import io
+
+    out = {}
+    for path in _event_files(workdir):
+        for e in _read_events(path):
+            for v in e.summary.value:
+                if v.WhichOneof("value") == "image":
+                    with Image.open(io.BytesIO(v.image.encoded_image_string)) as image:
+                        out.setdefault(v.tag, {})[e.step] = np.asarray(image.convert("RGB"))
     return out
 
 
@@ -332,6 +347,12 @@ def test_each_evaluation_saves_samples_from_the_same_noise(tracked):
     for name in ("step_0000008.png", "step_0000012.png"):
         np.testing.assert_array_equal(_png(os.path.join(d, name)), first)
     np.testing.assert_array_equal(_png(os.path.join(tracked.workdir, "samples.png")), first)
+    # TensorBoard shows each evaluation's grid (the same pixels) under eval/samples
+    shown = _images(tracked.workdir)["eval/samples"]
+    assert sorted(shown) == [4, 8, 12]
+    for step, image in shown.items():
+        on_disk = np.asarray(Image.open(os.path.join(d, f"step_{step:07d}.png")).convert("RGB"))
+        np.testing.assert_array_equal(image, on_disk)
 
 
 @pytest.fixture(scope="module")
