@@ -1,4 +1,4 @@
-"""The ``gm-jax`` command: train, sample, evaluate, inception, domain, list, config, compare.
+"""The ``gm-jax`` command: train, sample, evaluate, inception, domain, list, config, compare, properties.
 
 Every user error (unknown name, bad ``--set``, missing work dir or data, unwritable output) prints one line on
 stderr and exits with status 2; a training stopped by SIGTERM or Ctrl-C saves a checkpoint and exits with
@@ -13,6 +13,7 @@ import sys
 
 from gm_jax.cli._common import CONFIG_FILE, Parser, add_sampler_flags, seed_arg
 from gm_jax.cli.evaluate import cmd_evaluate
+from gm_jax.cli.properties import add_properties_parser
 from gm_jax.cli.sample import cmd_sample
 from gm_jax.cli.tools import cmd_compare, cmd_config, cmd_domain, cmd_inception, cmd_list
 from gm_jax.cli.train import cmd_train
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", metavar="FILE.png",
                      help="write the training and evaluation curves here (default: none, tables only)")
     cmp.set_defaults(fn=cmd_compare)
+
+    add_properties_parser(sub, build_parser)
     return p
 
 

@@ -32,7 +32,8 @@ import tensorflow_datasets as tfds
 
 from gm_jax.errors import GMJaxError
 
-__all__ = ["Toy2d", "NAMES", "NUM_TRAIN", "NUM_TEST", "sample", "split_seed", "log_density", "has_density", "entropy"]
+__all__ = ["Toy2d", "NAMES", "NUM_TRAIN", "NUM_TEST", "sample", "split_seed", "log_density", "has_density", "entropy",
+           "mode_distances"]
 
 NAMES = ("eight_gaussians", "checkerboard", "rings", "moons", "two_spirals", "pinwheel")
 NUM_TRAIN = 10_000
@@ -42,11 +43,13 @@ _LOG_2PI = np.log(2.0 * np.pi)
 
 
 # ----------------------------------------------------------------------------------------------- generators
+_EIGHT_ANGLES = np.arange(8) * np.pi / 4
+_EIGHT_CENTRES = np.stack([np.cos(_EIGHT_ANGLES), np.sin(_EIGHT_ANGLES)], -1) * (4 / 1.414)
+_EIGHT_STD = 0.5 / 1.414
+
+
 def _eight_gaussians(rng, n):
-    k = rng.integers(0, 8, n)
-    angle = k * np.pi / 4
-    centres = np.stack([np.cos(angle), np.sin(angle)], -1) * (4 / 1.414)
-    return centres + rng.normal(size=(n, 2)) * (0.5 / 1.414)
+    return _EIGHT_CENTRES[rng.integers(0, 8, n)] + rng.normal(size=(n, 2)) * _EIGHT_STD
 
 
 def _checkerboard(rng, n):
@@ -169,9 +172,7 @@ def log_density(name: str, x) -> np.ndarray:
     if x.ndim != 2 or x.shape[-1] != 2:
         raise GMJaxError(f"toy2d log_density expects points of shape [N, 2], got {x.shape}")
     if name == "eight_gaussians":
-        angle = np.arange(8) * np.pi / 4
-        centres = np.stack([np.cos(angle), np.sin(angle)], -1) * (4 / 1.414)
-        return _log_gauss_curve_mixture(x, centres, np.full(8, -np.log(8)), 0.5 / 1.414)
+        return _log_gauss_curve_mixture(x, _EIGHT_CENTRES, np.full(8, -np.log(8)), _EIGHT_STD)
     if name == "checkerboard":
         u = x / 2
         inside = (np.abs(u) < 2).all(-1) & ((np.floor(u[:, 0]) + np.floor(u[:, 1])) % 2 == 0)
@@ -210,6 +211,29 @@ def entropy(name: str, num: int = 50_000, seed: int = 12345) -> tuple[float, flo
     """Monte-Carlo differential entropy H(p) = -E log p(x) in nats, with its standard error."""
     lp = log_density(name, sample(name, num, seed))
     return float(-lp.mean()), float(lp.std(ddof=1) / np.sqrt(num))
+
+
+def mode_distances(name: str, x) -> np.ndarray:
+    """Distance of points x [N, 2] to each mode of the named mixture, in units of the mode's standard deviation,
+    [N, M] float64; the input of :func:`gm_jax.metrics.coverage.mode_coverage`.
+
+    - ``eight_gaussians`` (M = 8): ||x - c_k|| / s for the generator's centres c_k = (4/1.414)(cos, sin)(k pi/4)
+      and s = 0.5/1.414.
+    - ``rings`` (M = 4): the modes are circles, so | ||x|| - r_k | / 0.08 for the radii r_k = 3, 2.25, 1.5, 0.75
+      (away from the origin this radial offset is ~N(0, 0.08^2)).
+
+    Raises GMJaxError for the other datasets, whose modes are not points or circles.
+    """
+    if name not in ("eight_gaussians", "rings"):
+        raise GMJaxError(f"toy2d mode_distances supports 'eight_gaussians' and 'rings' (mixtures with known modes), "
+                         f"got '{name}'")
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[-1] != 2:
+        raise GMJaxError(f"toy2d mode_distances expects points of shape [N, 2], got {x.shape}")
+    if name == "eight_gaussians":
+        return np.linalg.norm(x[:, None, :] - _EIGHT_CENTRES[None], axis=-1) / _EIGHT_STD
+    rho = np.linalg.norm(x, axis=-1)
+    return np.abs(rho[:, None] - _RING_RADII[None]) / _RING_STD
 
 
 # ------------------------------------------------------------------------------------------------ builder

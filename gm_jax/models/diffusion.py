@@ -28,9 +28,9 @@ from gm_jax.processes.discrete import Prediction
 from gm_jax.losses.vlb import diffusion_vlb, hybrid_loss
 from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
-from gm_jax.processes.discrete import cosine_beta_schedule, linear_beta_schedule, make_schedule
+from gm_jax.processes.discrete import cosine_beta_schedule, eps_from_prediction, linear_beta_schedule, make_schedule
 from gm_jax.losses.vlb import VLBUnits
-from gm_jax.samplers.diffusion import TimestepSpacing, ddim_sample, ddpm_sample, guided_eps_fn
+from gm_jax.samplers.diffusion import TimestepSpacing, ddim_encode, ddim_sample, ddpm_sample, guided_eps_fn
 
 Sampler = Literal["ddpm", "ddim"]
 SAMPLERS = typing.get_args(Sampler)
@@ -184,6 +184,39 @@ class DDPM:
 
     def _variance(self):
         return "learned" if self.config.learn_variance else self.config.variance
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code x_T: the data's."""
+        return tuple(self.spec.shape)
+
+    def _eps_fn(self, variables):
+        """(x_t, t) -> predicted noise, whatever the network predicts (unconditional use only)."""
+        if self.config.conditional:
+            raise GMJaxError("the deterministic latent map of a conditional ddpm needs labels; it is defined for "
+                             "unconditional models")
+        fn, c = self.output_fn(variables["params"]), self.config
+
+        def eps(x_t, t):
+            out = fn(x_t, t)
+            out = out[0] if c.learn_variance else out
+            return eps_from_prediction(self.schedule, x_t, t, out, c.prediction)
+        return eps
+
+    def decode_latent(self, variables, z, labels=None, *, steps: int = 50):
+        """Deterministic DDIM (eta = 0, Song, Meng & Ermon 2021) from x_T = z [B, *shape] in ``steps`` steps,
+        as continuous data (images in [0, 1], not rounded to levels; points as they are)."""
+        del labels
+        y = ddim_sample(self._eps_fn(variables), self.schedule, jax.random.key(0), tuple(z.shape), num_steps=steps,
+                        spacing=self.config.timestep_spacing, x_T=z,
+                        clip_x0=(-1.0, 1.0) if self.spec.kind == "image" else None)
+        return y if self.spec.kind == "points" else jnp.clip((y + 1.0) / 2.0, 0.0, 1.0)
+
+    def encode_latent(self, variables, x, labels=None, *, steps: int = 50):
+        """Data-space x -> x_T by DDIM inversion in ``steps`` steps (:func:`gm_jax.samplers.ddim_encode`)."""
+        del labels
+        return ddim_encode(self._eps_fn(variables), self.schedule, self._to_model_space(x), num_steps=steps,
+                           spacing=self.config.timestep_spacing)
 
     def log_prob(self, variables, x, key, *, labels=None):
         """-VLB [B]: a lower bound on log P(x) in nats (discrete images) or on log p(x) (points)."""

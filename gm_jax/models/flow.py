@@ -16,6 +16,7 @@ import dataclasses
 from typing import Literal
 
 import jax
+import jax.numpy as jnp
 
 from gm_jax import flows as F
 from gm_jax.data.loading import DataSpec
@@ -112,6 +113,32 @@ class _FlowModel:
         inverse = lambda z: self.flow.inverse(variables["params"], z)[0]
         return self._from_model_space(reverse_flow_sample(inverse, key, self._latent_shape(num),
                                                           temperature=temperature, base_sample=self.base_sample))
+
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code z (the base distribution's sample)."""
+        return self._latent_shape(1)[1:]
+
+    def decode_latent(self, variables, z, labels=None):
+        """The inverse flow of latents z [B, *latent_shape] as continuous data [B, *shape] float32 (images
+        in [0, 1], the dequantized values not rounded to levels; points as they are)."""
+        y = self.flow.inverse(variables["params"], z)[0]
+        if self.spec.kind == "points":
+            return y
+        y = y.reshape((y.shape[0],) + tuple(self.spec.shape))
+        return jnp.clip(self.logit.inverse({}, y)[0], 0.0, 1.0)
+
+    def encode_latent(self, variables, x, labels=None):
+        """Data-space x -> latents z [B, *latent_shape] by the forward flow (images at their bin centres)."""
+        if self.spec.kind == "points":
+            y = jnp.asarray(x, jnp.float32)
+        else:
+            y = dequantize(x, self.spec.num_levels, None, data_range="[0,1]", noise=False)[0]
+            y = self.logit.forward({}, y)[0]
+            if self.flatten:
+                y = y.reshape(y.shape[0], -1)
+        return self.flow.forward(variables["params"], y)[0]
 
 
 def _init_with_rbg(flow, key, x):

@@ -261,6 +261,17 @@ class GAN:
         x, _ = self.generate(variables, z, self._sample_labels(num, labels), key=k_noise)
         return model_to_data_space(self.spec, x)
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code: (latent_dim,)."""
+        return (self.config.latent_dim,)
+
+    def decode_latent(self, variables, z, labels=None):
+        """G(z [B, latent_dim]) as continuous data [B, *shape] float32 (images in [0, 1], not rounded to
+        levels; the style generator's per-pixel noise off): the smooth map path lengths are measured on."""
+        x, _ = self.generate(variables, z, self._sample_labels(z.shape[0], labels))
+        return x if self.spec.kind == "points" else jnp.clip((x + 1.0) / 2.0, 0.0, 1.0)
+
     def interpolate(self, variables, key, num_paths: int, num: int = 8, method: str = "slerp", labels=None):
         """Generated paths between pairs of random latents: [num, num_paths, *shape] in data space (slerp
         follows the Gaussian prior's shell; White 2016)."""

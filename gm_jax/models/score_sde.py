@@ -27,13 +27,14 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.data.loading import DataSpec
-from gm_jax.data.preprocess import data_to_model_space, model_to_data_space
+from gm_jax.data.preprocess import data_to_model_space, dequantize, model_to_data_space
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.score_matching import sde_dsm_loss
 from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.sde import SubVPSDE, VESDE, VPSDE
-from gm_jax.samplers.sde import ode_log_likelihood, pc_sample, probability_flow_sample, reverse_sde_sample
+from gm_jax.samplers.sde import (ode_log_likelihood, pc_sample, probability_flow_encode, probability_flow_sample,
+                                 reverse_sde_sample)
 
 Sampler = Literal["pc", "sde", "ode"]
 SAMPLERS = typing.get_args(Sampler)
@@ -171,6 +172,30 @@ class ScoreSDE:
                                 trace=c.trace, num_probes=c.num_probes, rtol=c.ode_rtol, atol=c.ode_atol,
                                 num_steps=c.ode_steps or None)
         return lp + log_det
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code x(T): the data's."""
+        return tuple(self.spec.shape)
+
+    def decode_latent(self, variables, z, labels=None):
+        """The probability-flow ODE from x(T) = z [B, *shape] (the ``ode`` sampler's map, without the final
+        denoising step, so that it inverts :meth:`encode_latent`), as continuous data (images in [0, 1], not
+        rounded to levels; points as they are)."""
+        del labels
+        c = self.config
+        y = probability_flow_sample(self.score_fn(variables["params"]), self.sde, None, tuple(z.shape),
+                                    eps=c.sample_eps, rtol=c.ode_rtol, atol=c.ode_atol, num_steps=c.ode_steps or None,
+                                    x_T=z)
+        return y if self.spec.kind == "points" else jnp.clip((y + 1.0) / 2.0, 0.0, 1.0)
+
+    def encode_latent(self, variables, x, labels=None):
+        """Data-space x (images at their bin centres) -> x(T) by the probability-flow ODE run forwards."""
+        del labels
+        c = self.config
+        y = x if self.spec.kind == "points" else dequantize(x, self.spec.num_levels, None, noise=False)[0]
+        return probability_flow_encode(self.score_fn(variables["params"]), self.sde, y, eps=c.sample_eps,
+                                       rtol=c.ode_rtol, atol=c.ode_atol, num_steps=c.ode_steps or None)
 
     def sample(self, variables, key, num, *, labels=None, sampler: str | None = None, steps: int | None = None):
         """``num`` samples in data space ([num, *shape]: integer images or float32 points).

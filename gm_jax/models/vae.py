@@ -215,6 +215,25 @@ class VAE:
         xm, _ = self._to_model_space(x, None)
         return self._encode(variables["params"], oh)(xm)[0]
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one latent code: (latent_dim,)."""
+        return (self.config.latent_dim,)
+
+    def decode_latent(self, variables, z, labels=None):
+        """Latents z [B, Z] -> the decoder's mean as continuous data [B, *shape] float32 (images in [0, 1],
+        not rounded to levels; points as they are): the smooth map path lengths are measured on."""
+        oh = self._labels({"label": labels} if labels is not None else {})
+        out = self.decoder.apply({"params": variables["params"]["decoder"]}, z, oh)
+        if self.config.likelihood == "bernoulli":
+            return jax.nn.sigmoid(out[..., 0])
+        mean = out[..., 0]
+        return mean if self.spec.kind == "points" else jnp.clip((mean + 1.0) / 2.0, 0.0, 1.0)
+
+    def encode_latent(self, variables, x, labels=None):
+        """Data-space x -> latent codes [B, Z]: the posterior means (:meth:`encode`)."""
+        return self.encode(variables, x, labels)
+
     def interpolate(self, variables, x0, x1, num: int = 8, method: str = "slerp", labels=None):
         """Decoded path between the posterior means of x0 and x1 (each [B, ...]): [num, B, ...]."""
         paths = {"slerp": slerp, "linear": lerp}

@@ -208,12 +208,14 @@ def _odeint(field, y0, t0, t1, rtol, atol, solver, num_steps, max_steps):
 
 def probability_flow_sample(score_fn, sde, key, shape, *, eps: float = 1e-3, rtol: float = 1e-5, atol: float = 1e-5,
                             solver=None, num_steps: int | None = None, denoise: bool = False,
-                            max_steps: int = 4096, return_stats: bool = False):
+                            max_steps: int = 4096, return_stats: bool = False, x_T=None):
     """Samples by integrating the probability-flow ODE (Song et al. 2021, eq. 13) from z ~ prior at T to eps.
 
     Args:
       score_fn, sde, key, shape, eps: as :func:`reverse_sde_sample`; z = ``sde.prior_sample(key, shape)``,
         so the map key -> sample is deterministic (the ODE is a bijection between z and x).
+      x_T: the starting point z [shape] instead of a prior draw (the latent code of
+        :func:`probability_flow_encode`).
       rtol, atol: tolerances of the adaptive step-size controller (ignored with ``num_steps``).
       solver: a diffrax solver; default ``diffrax.Tsit5()`` (the paper used RK45).
       num_steps: fixed-step integration with this many steps instead of the adaptive controller.
@@ -226,12 +228,29 @@ def probability_flow_sample(score_fn, sde, key, shape, *, eps: float = 1e-3, rto
     score_fn = _checked("probability_flow_sample", score_fn)
     shape = _check_shape(shape)
     _check_eps(sde, eps)
-    z = sde.prior_sample(key, shape)
+    if x_T is None:
+        z = sde.prior_sample(key, shape)
+    elif jnp.shape(x_T) != shape:
+        raise GMJaxError(f"probability_flow_sample: x_T must have the shape {shape}, got {jnp.shape(x_T)}")
+    else:
+        z = jnp.asarray(x_T, jnp.float32)
     field = lambda x, t: _flow_field(score_fn, sde, x, jnp.full(shape[:1], t, jnp.float32))
     x, stats = _odeint(field, z, sde.T, eps, rtol, atol, solver, num_steps, max_steps)
     if denoise:
         x = _tweedie(score_fn, sde, x, eps)
     return (x, stats) if return_stats else x
+
+
+def probability_flow_encode(score_fn, sde, x, *, eps: float = 1e-3, rtol: float = 1e-5, atol: float = 1e-5,
+                            solver=None, num_steps: int | None = None, max_steps: int = 4096):
+    """The latent code z = x(T) of data x [B, ...] at time eps: the probability-flow ODE (Song et al. 2021,
+    eq. 13) integrated forwards from eps to T, the inverse of :func:`probability_flow_sample` with
+    ``x_T=z`` (up to the solver's error). Arguments as there."""
+    score_fn = _checked("probability_flow_encode", score_fn)
+    x = jnp.asarray(x, jnp.float32)
+    _check_eps(sde, eps)
+    field = lambda y, t: _flow_field(score_fn, sde, y, jnp.full(x.shape[:1], t, jnp.float32))
+    return _odeint(field, x, eps, sde.T, rtol, atol, solver, num_steps, max_steps)[0]
 
 
 def ode_log_likelihood(score_fn, sde, x, key, *, eps: float = 1e-5, trace: str = "hutchinson", num_probes: int = 1,
@@ -290,5 +309,5 @@ def ode_log_likelihood(score_fn, sde, x, key, *, eps: float = 1e-5, trace: str =
     return (log_p, latent) if return_latent else log_p
 
 
-__all__ = ["TRACES", "langevin_corrector_step", "ode_log_likelihood", "pc_sample", "pc_step", "probability_flow_sample",
-           "reverse_sde_sample", "reverse_sde_step"]
+__all__ = ["TRACES", "langevin_corrector_step", "ode_log_likelihood", "pc_sample", "pc_step", "probability_flow_encode",
+           "probability_flow_sample", "reverse_sde_sample", "reverse_sde_step"]

@@ -83,3 +83,68 @@ def test_dequantize_quantize_roundtrip_and_log_det():
     np.testing.assert_array_equal(binarize(x, 17), (x / 16 >= 0.5).astype(np.float32))
     with pytest.raises(GMJaxError, match="unknown data range"):
         dequantize(x, 17, jax.random.key(0), data_range="[0,255]")
+
+
+# ------------------------------------------------------------------------------------------ toy2d mode distances
+def test_toy2d_mode_distances_hand_values():
+    # Centres at radius (4/1.414) / (0.5/1.414) = 8 standard deviations; the opposite centre is 16 away.
+    c0 = np.array([[4 / 1.414, 0.0]])
+    d = toy2d.mode_distances("eight_gaussians", np.concatenate([np.zeros((1, 2)), c0]))
+    np.testing.assert_allclose(d[0], np.full(8, 8.0), rtol=1e-12)
+    np.testing.assert_allclose(d[1, [0, 2, 4, 6]], [0.0, 8 * np.sqrt(2), 16.0, 8 * np.sqrt(2)], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d[1, 1], 16 * np.sin(np.pi / 8), rtol=1e-12)   # chord to the 45-degree neighbour
+    r = toy2d.mode_distances("rings", np.array([[0.0, 0.0], [0.0, -1.5], [0.6, 0.8]]))
+    np.testing.assert_allclose(r, [[37.5, 28.125, 18.75, 9.375], [18.75, 9.375, 0.0, 9.375],
+                                   [25.0, 15.625, 6.25, 3.125]], rtol=1e-12, atol=1e-12)
+    assert r.shape == (3, 4) and r.dtype == np.float64
+    with pytest.raises(GMJaxError, match=r"^toy2d mode_distances supports 'eight_gaussians' and 'rings'.*'moons'"):
+        toy2d.mode_distances("moons", np.zeros((2, 2)))
+    with pytest.raises(GMJaxError, match=r"expects points of shape \[N, 2\], got \(2, 3\)"):
+        toy2d.mode_distances("rings", np.zeros((2, 3)))
+
+
+def _p_disk(radius, offset):
+    """P(||g - c|| <= radius) for g ~ N(0, I_2), ||c|| = offset: int_0^radius r exp(-(r^2 + offset^2)/2) I0(r offset)
+    dr (a non-central chi-square(2) cdf), by 64-point Gauss-Legendre quadrature."""
+    x, w = np.polynomial.legendre.leggauss(64)
+    r = 0.5 * radius * (x + 1)
+    return float(np.sum(0.5 * radius * w * r * np.exp(-(r**2 + offset**2) / 2) * np.i0(r * offset)))
+
+
+def test_toy2d_samples_lie_within_three_std_of_their_modes():
+    import math
+
+    from gm_jax.metrics.coverage import mode_coverage
+
+    n = 5000
+    # eight_gaussians: ||x - own centre|| / std is chi(2), P(<= 3) = 1 - exp(-4.5) = 0.98889; a point farther out
+    # can still be within 3 std of one of the two neighbours, 16 sin(pi/8) = 6.12 std away (their disks are
+    # disjoint from the own one and from each other), adding 2 * 0.000601; farther centres add < 1e-12.
+    assert _p_disk(3.0, 0.0) == pytest.approx(1 - np.exp(-4.5), rel=1e-12)
+    p = (1 - np.exp(-4.5)) + 2 * _p_disk(3.0, 16 * np.sin(np.pi / 8))
+    got = mode_coverage(toy2d.mode_distances("eight_gaussians", toy2d.sample("eight_gaussians", n, 3)))
+    assert abs(got["high_quality"] - p) < 4 * np.sqrt(p * (1 - p) / n), (got["high_quality"], p)
+    # rings: the radial offset is ~N(0, 0.08^2) for radii >= 9 std, so P(<= 3 std) = erf(3/sqrt(2)) = 0.99730
+    # (the exact Rice probabilities differ by < 4e-5); the next ring is >= 9.4 std away.
+    p = math.erf(3 / math.sqrt(2))
+    got = mode_coverage(toy2d.mode_distances("rings", toy2d.sample("rings", n, 3)))
+    assert abs(got["high_quality"] - p) < 4 * np.sqrt(p * (1 - p) / n), (got["high_quality"], p)
+
+
+@pytest.mark.parametrize("name,modes", [("eight_gaussians", 8), ("rings", 4)])
+def test_toy2d_training_points_cover_every_mode_and_a_collapse_covers_one(name, modes):
+    from gm_jax.metrics.coverage import mode_coverage
+
+    train = toy2d.sample(name, toy2d.NUM_TRAIN, toy2d.split_seed(name, "train"))
+    got = mode_coverage(toy2d.mode_distances(name, train))
+    assert got["num_modes"] == modes and got["modes_covered"] == modes
+    assert np.all(got["per_mode"] > 0.9 * toy2d.NUM_TRAIN / modes)
+    # Every sample collapsed onto (a noisy copy of) mode 2.
+    rng = np.random.default_rng(0)
+    if name == "eight_gaussians":
+        collapsed = (4 / 1.414) * np.array([0.0, 1.0]) + rng.normal(size=(500, 2)) * 0.1
+    else:
+        angle = rng.uniform(0, 2 * np.pi, 500)
+        collapsed = 1.5 * np.stack([np.cos(angle), np.sin(angle)], -1) + rng.normal(size=(500, 2)) * 0.02
+    got = mode_coverage(toy2d.mode_distances(name, collapsed))
+    assert got["modes_covered"] == 1 and got["per_mode"][2] == 500 and got["high_quality"] == 1.0

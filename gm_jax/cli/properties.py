@@ -1,0 +1,75 @@
+"""``gm-jax properties``: the families' property table, measured (:mod:`gm_jax.properties`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from gm_jax.errors import GMJaxError
+
+__all__ = ["cmd_properties", "add_properties_parser"]
+
+
+def add_properties_parser(sub, build_parser) -> None:
+    """The ``properties`` sub-command; ``build_parser`` builds the whole parser (its runs go through ``train``)."""
+    from gm_jax.properties.config import CONFIGS
+
+    p = sub.add_parser("properties", help="train every family under one protocol and measure the property table")
+    p.add_argument("--config", default="quick", choices=sorted(CONFIGS),
+                   help="quick: a smoke run of four families (default: %(default)s)")
+    p.add_argument("--workdir", help="where the runs train (default: runs/properties_CONFIG)")
+    p.add_argument("--out", help="properties.json, properties.md and the figures (default: the --workdir)")
+    p.add_argument("--families", help="comma-separated subset of the config's image families; the toy2d runs "
+                   "are all done (default: all). Verdicts are relative to the families measured")
+    p.add_argument("--seeds", help="comma-separated subset of the config's seeds (default: all)")
+    p.add_argument("--report-only", action="store_true",
+                   help="redraw the tables and figures from --out's properties.json; train nothing (default: off)")
+    p.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
+    p.set_defaults(fn=lambda args: cmd_properties(args, build_parser))
+
+
+def _subset(cfg, field: str, text: str | None, convert=str):
+    if text is None:
+        return cfg
+    try:
+        chosen = tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise GMJaxError(f"--{field} {text}: expected comma-separated integers") from None
+    unknown = [v for v in chosen if v not in getattr(cfg, field)]
+    if unknown or not chosen:
+        raise GMJaxError(f"--{field} {text}: choose from the config's {', '.join(map(str, getattr(cfg, field)))}")
+    changes = {field: chosen}
+    if field == "families":  # their settings come along
+        changes["sets"] = {k: v for k, v in cfg.sets.items() if k in chosen}
+    return dataclasses.replace(cfg, **changes)
+
+
+def cmd_properties(args, build_parser) -> int:
+    from gm_jax.properties import CONFIGS, report
+    from gm_jax.properties.protocol import read_results, run_properties
+    from gm_jax.train.rundir import check_writable
+
+    cfg = CONFIGS[args.config]
+    cfg = _subset(_subset(cfg, "families", args.families), "seeds", args.seeds, int)
+    workdir = args.workdir or os.path.join("runs", f"properties_{cfg.name}")
+    out = args.out or workdir
+    if args.report_only:
+        results = read_results(out)
+        if not results.get("runs"):
+            raise GMJaxError(f"{out} holds no property-table results; run `gm-jax properties --config {cfg.name}` first")
+    else:
+        check_writable(workdir)
+        check_writable(out, "--out")
+        def train_command(argv):
+            if args.data_dir:
+                argv = argv + ["--data-dir", args.data_dir]
+            parsed = build_parser().parse_args(argv)
+            parsed.fn(parsed)
+
+        results = run_properties(cfg, workdir, out, train_command=train_command, data_dir=args.data_dir)
+    written = report.write_report(results, out)
+    print(report.main_table(results))
+    print()
+    print(report.claims_table(results))
+    print(f"\nwrote {', '.join(written)}")
+    return 0

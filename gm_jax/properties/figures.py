@@ -1,0 +1,137 @@
+"""The property table's figures, drawn from ``properties.json`` and the samples its runs saved:
+
+- ``samples.png``: one grid of 64 samples per family (its first seed), side by side;
+- ``quality_vs_speed.png``: FID against samples per second (log scale), one point per family and sampler;
+- ``modes.png``: the samples of every family on each toy2d dataset (the mode-collapse picture).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from gm_jax.properties.families import FAMILIES
+from gm_jax.properties.summary import summarise
+
+__all__ = ["write_figures"]
+
+COLUMNS = 5
+
+
+def _first_seed_rows(rows: dict) -> dict:
+    """{family (or (dataset, family)): the row of its lowest seed that did not diverge}."""
+    out = {}
+    for row in sorted(rows.values(), key=lambda r: r["seed"]):
+        key = (row["dataset"], row["family"]) if "dataset" in row else row["family"]
+        if not row["diverged"] and key not in out:
+            out[key] = row
+    return out
+
+
+def _grid(samples: np.ndarray, num_levels: int) -> np.ndarray:
+    """[N, H, W, C] integer images -> one [rows*H, cols*W] grey (or RGB) image in [0, 1], 8 per row."""
+    n, h, w, c = samples.shape
+    cols = 8
+    rows = math.ceil(n / cols)
+    canvas = np.ones((rows * h, cols * w, c))
+    for i, image in enumerate(samples.astype(np.float64) / (num_levels - 1)):
+        r, q = divmod(i, cols)
+        canvas[r * h:(r + 1) * h, q * w:(q + 1) * w] = image
+    return canvas[..., 0] if c == 1 else canvas
+
+
+def _figure(num_panels: int, panel=(2.4, 2.6)):
+    from matplotlib.figure import Figure
+
+    cols = min(COLUMNS, num_panels)
+    rows = math.ceil(num_panels / cols)
+    fig = Figure(figsize=(cols * panel[0], rows * panel[1]), dpi=100, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[num_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _sample_grids(results: dict, path: str, num_levels: int) -> bool:
+    rows = {name: row for name, row in _first_seed_rows(results.get("runs", {})).items()
+            if os.path.isfile(os.path.join(row["run_dir"], "property_samples.npy"))}
+    names = [n for n in FAMILIES if n in rows]
+    if not names:
+        return False
+    fig, axes = _figure(len(names))
+    for ax, name in zip(axes, names):
+        samples = np.load(os.path.join(rows[name]["run_dir"], "property_samples.npy"))
+        ax.imshow(_grid(samples, num_levels), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{name}\nFID {rows[name]['fid']:.3g}", fontsize=9)
+        ax.axis("off")
+    fig.savefig(path)
+    return True
+
+
+def _quality_vs_speed(results: dict, path: str) -> bool:
+    points = [(name, label, m["samples_per_s"][0], m["fid"][0])
+              for name, s in summarise(results).items() for label, m in s["samplers"].items()
+              if m.get("samples_per_s") and m.get("fid")]
+    if not points:
+        return False
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    groups = sorted({FAMILIES[n].group for n, *_ in points})
+    for name, label, speed, fid in points:
+        colour = f"C{groups.index(FAMILIES[name].group)}"
+        ax.scatter(speed, fid, color=colour)
+        ax.annotate(name if len(FAMILIES[name].samplers) == 1 else f"{name} ({label})", (speed, fid), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ref = results["reference"]["fid"]
+    ax.axhline(ref, color="grey", linestyle="--", linewidth=1)
+    ax.annotate("training split", (ax.get_xlim()[0], ref), fontsize=7, color="grey", xytext=(3, 3),
+                textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("samples per second (log scale, after compilation)")
+    ax.set_ylabel("FID on domain features (log scale; lower is better)")
+    for i, group in enumerate(groups):
+        ax.scatter([], [], color=f"C{i}", label=group)
+    ax.legend(fontsize=8)
+    fig.savefig(path)
+    return True
+
+
+def _modes(results: dict, path: str) -> bool:
+    rows = {k: r for k, r in _first_seed_rows(results.get("points", {})).items()
+            if os.path.isfile(os.path.join(r["run_dir"], "property_points.npy"))}
+    if not rows:
+        return False
+    keys = sorted(rows)
+    fig, axes = _figure(len(keys), panel=(2.4, 2.6))
+    for ax, key in zip(axes, keys):
+        points = np.load(os.path.join(rows[key]["run_dir"], "property_points.npy"))
+        row = rows[key]
+        ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
+        ax.set_xlim(-4.5, 4.5)
+        ax.set_ylim(-4.5, 4.5)
+        ax.set_aspect("equal")
+        ax.set_title(f"{key[0]}: {key[1]}\n{row['modes_covered']}/{row['num_modes']} modes, "
+                     f"{row['high_quality']:.0%} HQ", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.savefig(path)
+    return True
+
+
+def write_figures(results: dict, out: str) -> list[str]:
+    """Writes the figures that have data into ``out`` (the rows name the run directories holding their
+    samples); returns their paths."""
+    written = []
+    levels = results.get("evaluator", {}).get("num_levels", 17)
+    for name, draw in (("samples.png", lambda p: _sample_grids(results, p, levels)),
+                       ("quality_vs_speed.png", lambda p: _quality_vs_speed(results, p)),
+                       ("modes.png", lambda p: _modes(results, p))):
+        path = os.path.join(out, name)
+        if draw(path):
+            written.append(path)
+    return written

@@ -1,0 +1,240 @@
+"""The protocol of the property table: every family trained by the same trainer on the same split, then
+measured by the same evaluator (:mod:`gm_jax.properties.measure`), seed by seed, into ``properties.json``.
+
+Resumable: a finished (family, seed) is never redone, and a run directory whose training stopped resumes
+from its checkpoint; ``properties.json`` is rewritten (atomically) after every run, so an interrupted table
+keeps what it measured.
+
+Layout: ``WORKDIR/<dataset>/<family>_s<seed>/`` are ordinary ``gm-jax train`` run directories (``gm-jax
+sample|evaluate|compare`` read them); ``OUT/properties.json`` holds every raw number, ``OUT/domain_<dataset>.npz``
+the evaluator's classifier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+from gm_jax.data import load_dataset, toy2d
+from gm_jax.errors import GMJaxError
+from gm_jax.metrics import domain, extract
+from gm_jax.metrics.coverage import mode_coverage
+from gm_jax.properties import latents, measure
+from gm_jax.properties.config import PropertiesConfig
+from gm_jax.properties.families import family
+from gm_jax.train import eval_variables, restore_state
+from gm_jax.train.loop import TrainingDiverged, write_json
+
+__all__ = ["RESULTS_FILE", "run_properties", "train_family", "read_results"]
+
+RESULTS_FILE = "properties.json"
+
+
+def _say(message: str) -> None:
+    print(f"properties: {message}", file=sys.stderr, flush=True)
+
+
+def read_results(out: str) -> dict:
+    path = os.path.join(out, RESULTS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            results = json.load(f)
+        if not isinstance(results, dict) or not {"config", "evaluator", "reference"} <= set(results):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise GMJaxError(f"{path} is not a property-table results file; move it away and run again") from None
+    return results
+
+
+def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, workdir: str) -> dict:
+    """Trains ``name`` with ``train_command(argv)`` (``gm-jax train``'s argument list: the same code path and
+    run directory as the CLI) unless ``workdir`` already holds the finished run; returns its results.json."""
+    argv = ["train", name, "--dataset", dataset, "--workdir", workdir, "--no-progress", "--set", f"seed={seed}"]
+    for field, value in sets.items():
+        argv += ["--set", f"{field}={value}"]
+    results_path = os.path.join(workdir, "results.json")
+    steps = sets.get("steps")
+    if os.path.isfile(results_path):
+        with open(results_path) as f:
+            done = json.load(f)
+        if steps is None or int(done.get("steps", -1)) == int(steps):
+            return done
+    with contextlib.redirect_stdout(io.StringIO()):  # the CLI's result lines; the numbers are read back below
+        train_command(argv)
+    with open(results_path) as f:
+        return json.load(f)
+
+
+def _wall_seconds(workdir: str) -> float | None:
+    """The run's training wall clock (continued across resumes): the last ``wall_s`` of metrics.jsonl."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    last = None
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                last = json.loads(line).get("wall_s", last)
+    return last
+
+
+def _restore(workdir: str, data_dir):
+    from gm_jax.cli._common import load_run
+
+    _, model, dataset, train_cfg = load_run(workdir, data_dir)
+    return model, dataset, eval_variables(restore_state(model, dataset, train_cfg, workdir))
+
+
+def _classifier(cfg: PropertiesConfig, dataset, out: str) -> tuple:
+    """The evaluator's domain classifier, trained once into ``out`` (its test accuracy recorded)."""
+    path = os.path.join(out, f"domain_{dataset.spec.name.replace('/', '_')}.npz")
+    if not os.path.isfile(path):
+        _say(f"training the evaluator's classifier on {dataset.spec.name} ({cfg.classifier_steps} steps)")
+        variables, info = domain.train_domain_classifier(dataset, steps=cfg.classifier_steps, seed=0)
+        domain.save_domain_classifier(path, variables, info)
+    _, _, info = domain.load_domain_classifier(dataset.spec.name, path)
+    return domain.domain_extractor(dataset.spec.name, path), info
+
+
+def _image_run(cfg: PropertiesConfig, train_command, name: str, seed: int, run_dir: str, data_dir,
+               evaluator: dict) -> dict:
+    fam = family(name)
+    try:
+        results = train_family(train_command, name, cfg.dataset, cfg.sets.get(name, {}), seed, run_dir)
+    except TrainingDiverged as e:  # a non-finite loss is a result: the table counts it
+        return {"family": name, "seed": seed, "diverged": True, "error": str(e)}
+    t0 = time.perf_counter()
+    model, dataset, variables = _restore(run_dir, data_dir)
+    row = {"family": name, "seed": seed, "diverged": False, "run_dir": run_dir, "likelihood": fam.likelihood,
+           "steps": results["steps"], "num_params": results["num_params"], "train_seconds": _wall_seconds(run_dir),
+           "test_nll_nats": results.get("test_nll_nats"), "test_bits_per_dim": results.get("test_bits_per_dim")}
+    if model.has_log_prob:
+        x = evaluator["test_batch"]
+        row["likelihood_ms_per_example"] = measure.likelihood_cost(model, variables, x, repeats=cfg.timing_repeats)
+    row["sampling"] = measure.sampling_speed(fam, model, variables, batch=cfg.speed_batch,
+                                             repeats=cfg.timing_repeats)
+    key = jax.random.key(seed)
+    for i, (label, kwargs) in enumerate(fam.samplers.items()):  # the first is the family's default sampler
+        fake = measure.draw_samples(model, variables, kwargs, cfg.num_samples, key, batch=cfg.speed_batch * 4,
+                                    extractor=evaluator["extractor"])
+        if i == 0:
+            row.update(measure.sample_measurements(
+                fake, evaluator["test"], evaluator["train"], evaluator["extractor"],
+                num_classes=evaluator["num_classes"], cells=cfg.memorization_cells, key=jax.random.fold_in(key, 1)))
+            np.save(os.path.join(run_dir, "property_samples.npy"), fake["samples"][:64])  # the figure's grid
+        row["sampling"][label].update(measure.quality(fake, evaluator["test"], evaluator["extractor"]))
+    if latents.has_latent(model):
+        row["latent_dims"] = int(np.prod(model.latent_shape))
+        row["ppl"] = latents.path_length(model, variables, evaluator["extractor"], jax.random.fold_in(key, 2),
+                                         num_paths=cfg.ppl_paths)
+        row["probe_accuracy"] = latents.probe(model, variables, dataset, steps=cfg.probe_steps)
+        np.savez(os.path.join(run_dir, "property_strips.npz"),
+                 **latents.latent_strips(model, variables, jax.random.fold_in(key, 3)))
+    row["measure_seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: str, seed: int, run_dir: str,
+               data_dir) -> dict:
+    fam = family(name)
+    try:
+        results = train_family(train_command, name, f"toy2d/{dataset_name}", cfg.point_sets.get(name, {}), seed,
+                               run_dir)
+    except TrainingDiverged as e:
+        return {"family": name, "dataset": dataset_name, "seed": seed, "diverged": True, "error": str(e)}
+    model, dataset, variables = _restore(run_dir, data_dir)
+    default = next(iter(fam.samplers.values()))
+    points = np.asarray(jax.device_get(jax.jit(lambda v, k: model.sample(v, k, cfg.point_samples, **default))(
+        variables, jax.random.key(seed))), np.float64)
+    np.save(os.path.join(run_dir, "property_points.npy"), points)
+    modes = mode_coverage(toy2d.mode_distances(dataset_name, points))
+    row = {"family": name, "dataset": dataset_name, "seed": seed, "diverged": False, "run_dir": run_dir,
+           "modes_covered": modes["modes_covered"], "num_modes": modes["num_modes"],
+           "high_quality": modes["high_quality"], "test_nll_nats": results.get("test_nll_nats")}
+    if results.get("test_nll_nats") is not None and toy2d.has_density(dataset_name):
+        test = dataset.read("test")[dataset.spec.data_key]
+        row["nll_gap_nats"] = results["test_nll_nats"] - float(-toy2d.log_density(dataset_name, test).mean())
+    return row
+
+
+def _pixel_probe(cfg: PropertiesConfig, data_dir) -> float:
+    """The linear probe on the pixels themselves: how linearly readable the class is without any code."""
+    dataset = load_dataset(cfg.dataset, data_dir)
+    train, test = dataset.read("train"), dataset.read("test")
+    flat = lambda x: np.asarray(x, np.float32).reshape(len(x), -1)
+    key = dataset.spec.data_key
+    return latents.linear_probe_accuracy(flat(train[key]), train["label"], flat(test[key]), test["label"],
+                                         dataset.spec.num_classes, steps=cfg.probe_steps)
+
+
+def _evaluator(cfg: PropertiesConfig, out: str, data_dir) -> tuple[dict, dict]:
+    dataset = load_dataset(cfg.dataset, data_dir)
+    extractor, info = _classifier(cfg, dataset, out)
+    keys = (extractor.features_key, extractor.logits_key)
+    features = {split: extract.source_features(extractor, extract.dataset_source(dataset, split), keys=keys)
+                for split in ("train", "test")}
+    test = dataset.read("test")[dataset.spec.data_key]
+    evaluator = {"extractor": extractor, "test_batch": test[:cfg.speed_batch], "num_classes": dataset.spec.num_classes,
+                 **features}
+    return evaluator, {"dataset": dataset.spec.name, "classifier_test_accuracy": info.get("test_accuracy"),
+                       "num_train": dataset.size("train"), "num_test": dataset.size("test"),
+                       "num_levels": dataset.spec.num_levels}
+
+
+def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_command,
+                   data_dir: str | None = None) -> dict:
+    """Trains and measures every (family, seed) of ``cfg`` not yet in ``out/properties.json``; returns the
+    results (also written there after every run). ``train_command(argv)`` runs ``gm-jax train`` with that
+    argument list (the CLI passes its own, so every run is an ordinary run directory)."""
+    os.makedirs(out, exist_ok=True)
+    results = read_results(out)
+    if results and results.get("config", {}).get("name") != cfg.name:
+        raise GMJaxError(f"{os.path.join(out, RESULTS_FILE)} holds config '{results['config'].get('name')}', not "
+                         f"'{cfg.name}'; use another output folder")
+    from gm_jax.models import config_to_dict
+
+    results.update({"config": config_to_dict(cfg), "gm_jax_version": _version()})
+    runs, points = results.setdefault("runs", {}), results.setdefault("points", {})
+    save = lambda: write_json(os.path.join(out, RESULTS_FILE), results)
+    evaluator, results["evaluator"] = _evaluator(cfg, out, data_dir)
+    if "reference" not in results:
+        # as many training images as a model's samples: FID, recall and coverage depend on the set's size
+        rows = np.random.default_rng(0).permutation(len(evaluator["train"][evaluator["extractor"].features_key]))
+        subset = {k: v[rows[:cfg.num_samples]] for k, v in evaluator["train"].items()}
+        results["reference"] = measure.reference_measurements(
+            subset, evaluator["test"], evaluator["train"], evaluator["extractor"], num_classes=evaluator["num_classes"],
+            cells=cfg.memorization_cells, key=jax.random.key(0))
+        results["reference"]["probe_accuracy"] = _pixel_probe(cfg, data_dir)
+        save()
+    for seed in cfg.seeds:  # seed-major: a partial table has every family once before any twice
+        for name in cfg.families:
+            tag = f"{name}/{seed}"
+            if tag in runs:
+                continue
+            _say(f"{cfg.dataset}: {name}, seed {seed}")
+            run_dir = os.path.join(os.path.abspath(workdir), cfg.dataset, f"{name}_s{seed}")
+            runs[tag] = _image_run(cfg, train_command, name, seed, run_dir, data_dir, evaluator)
+            save()
+        for dataset_name in cfg.point_datasets:
+            for name in cfg.point_families:
+                tag = f"{dataset_name}/{name}/{seed}"
+                if tag in points:
+                    continue
+                _say(f"toy2d/{dataset_name}: {name}, seed {seed}")
+                points[tag] = _point_run(cfg, train_command, name, dataset_name, seed,
+                                         os.path.join(os.path.abspath(workdir), dataset_name, f"{name}_s{seed}"), data_dir)
+                save()
+    return results
+
+
+def _version() -> str:
+    import gm_jax
+
+    return gm_jax.__version__

@@ -1,0 +1,89 @@
+"""``gm-jax properties``: the quick config end to end (trained, measured, reported, resumed), and the verdict
+rules on hand-made summaries."""
+
+import json
+import os
+
+import pytest
+
+from gm_jax.cli import main
+from gm_jax.properties import report
+
+
+def _run(tmp_path, *extra):
+    return main(["properties", "--config", "quick", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
+                 *extra])
+
+
+@pytest.fixture(scope="module")
+def quick_vae(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("props")
+    assert _run(tmp, "--families", "vae") == 0
+    return tmp
+
+
+def test_quick_run_measures_every_property_of_a_family(quick_vae):
+    results = json.loads((quick_vae / "o" / "properties.json").read_text())
+    row = results["runs"]["vae/0"]
+    for key in ("test_bits_per_dim", "likelihood_ms_per_example", "fid", "precision", "recall", "density",
+                "coverage", "class_kl", "classes_under_half", "data_copying_ct", "ppl", "probe_accuracy",
+                "train_seconds", "num_params"):
+        assert row[key] is not None, key
+    assert row["sampling"]["decoder mean"]["network_evaluations"] == 1
+    assert row["sampling"]["decoder mean"]["samples_per_s"] > 0
+    ref = results["reference"]
+    assert ref["data_copying_ct"] < -5  # the training split copies itself
+    assert 0 < ref["probe_accuracy"] <= 1
+    point = results["points"]["eight_gaussians/maf/0"]
+    assert point["num_modes"] == 8 and 0 <= point["modes_covered"] <= 8 and point["nll_gap_nats"] is not None
+    md = (quick_vae / "o" / "properties.md").read_text()
+    assert "| vae | bound |" in md and "Rules:" in md
+    for name in ("samples.png", "quality_vs_speed.png", "modes.png"):
+        assert os.path.getsize(quick_vae / "o" / name) > 1000
+
+
+def test_a_finished_run_is_not_redone_and_the_report_redraws(quick_vae, capsys):
+    before = (quick_vae / "o" / "properties.json").read_text()
+    assert _run(quick_vae, "--families", "vae", "--report-only") == 0
+    assert (quick_vae / "o" / "properties.json").read_text() == before
+    assert "| vae |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--families", "glow"], "--families glow: choose from the config's"),
+    (["--seeds", "x"], "expected comma-separated integers"),
+    (["--report-only"], "holds no property-table results"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    assert _run(tmp_path, *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_the_whole_quick_config_runs(tmp_path):
+    assert _run(tmp_path) == 0
+    runs = json.loads((tmp_path / "o" / "properties.json").read_text())["runs"]
+    assert set(runs) == {"vae/0", "made/0", "ddpm/0", "dcgan/0"} and not any(r["diverged"] for r in runs.values())
+
+
+def test_verdicts_follow_the_rules():
+    def stat(v):
+        return (v, None)
+    summary = {
+        "a": {"likelihood": "exact", "diverged": 0, "samplers": {"s": {"samples_per_s": stat(1000.0)}},
+              "fid": (2.0, 0.1), "recall": stat(0.9), "classes_under_half": stat(0), "likelihood_ms_per_example":
+              stat(1.0), "ppl": stat(1.0), "latent_dims": stat(4), "probe_accuracy": stat(0.95)},
+        "b": {"likelihood": "none", "diverged": 1, "samplers": {"s": {"samples_per_s": stat(5.0)}},
+              "fid": (20.0, 1.0), "recall": stat(0.9), "classes_under_half": stat(2), "likelihood_ms_per_example":
+              None, "ppl": stat(10.0), "latent_dims": stat(4), "probe_accuracy": None},
+    }
+    summary["c"] = {**summary["a"], "ppl": stat(1.0)}  # the median path length is then 1: b's 10 is above 2x
+    v = report.verdicts(summary, {"fid": 1.0, "probe_accuracy": 0.9})
+    assert v["a"] == {"probabilistic": True, "efficient_sampling": True, "high_quality_samples": True, "coverage": True,
+                      "well_behaved_latent": True, "interpretable_latent": True, "efficient_likelihood": True,
+                      "stable_training": True}
+    assert v["b"] == {"probabilistic": False, "efficient_sampling": False, "high_quality_samples": False,
+                      "coverage": False, "well_behaved_latent": False, "interpretable_latent": None,
+                      "efficient_likelihood": False, "stable_training": False}
