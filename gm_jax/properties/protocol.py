@@ -164,9 +164,8 @@ def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: st
     return row
 
 
-def _pixel_probe(cfg: PropertiesConfig, data_dir) -> float:
+def _pixel_probe(cfg: PropertiesConfig, dataset) -> float:
     """The linear probe on the pixels themselves: how linearly readable the class is without any code."""
-    dataset = load_dataset(cfg.dataset, data_dir)
     train, test = dataset.read("train"), dataset.read("test")
     flat = lambda x: np.asarray(x, np.float32).reshape(len(x), -1)
     key = dataset.spec.data_key
@@ -181,8 +180,8 @@ def _evaluator(cfg: PropertiesConfig, out: str, data_dir) -> tuple[dict, dict]:
     features = {split: extract.source_features(extractor, extract.dataset_source(dataset, split), keys=keys)
                 for split in ("train", "test")}
     test = dataset.read("test")[dataset.spec.data_key]
-    evaluator = {"extractor": extractor, "test_batch": test[:cfg.speed_batch], "num_classes": dataset.spec.num_classes,
-                 **features}
+    evaluator = {"extractor": extractor, "dataset": dataset, "test_batch": test[:cfg.speed_batch],
+                 "num_classes": dataset.spec.num_classes, **features}
     return evaluator, {"dataset": dataset.spec.name, "classifier_test_accuracy": info.get("test_accuracy"),
                        "num_train": dataset.size("train"), "num_test": dataset.size("test"),
                        "num_levels": dataset.spec.num_levels}
@@ -211,7 +210,7 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
         results["reference"] = measure.reference_measurements(
             subset, evaluator["test"], evaluator["train"], evaluator["extractor"], num_classes=evaluator["num_classes"],
             cells=cfg.memorization_cells, key=jax.random.key(0))
-        results["reference"]["probe_accuracy"] = _pixel_probe(cfg, data_dir)
+        results["reference"]["probe_accuracy"] = _pixel_probe(cfg, evaluator["dataset"])
         save()
     for seed in cfg.seeds:  # seed-major: a partial table has every family once before any twice
         for name in cfg.families:
