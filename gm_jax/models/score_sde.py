@@ -34,7 +34,7 @@ from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
 from gm_jax.processes.sde import SubVPSDE, VESDE, VPSDE
 from gm_jax.samplers.sde import (ode_log_likelihood, pc_sample, probability_flow_encode, probability_flow_sample,
-                                 reverse_sde_sample)
+                                 reverse_sde_sample, tsit5_evaluations)
 
 Sampler = Literal["pc", "sde", "ode"]
 SAMPLERS = typing.get_args(Sampler)
@@ -197,6 +197,26 @@ class ScoreSDE:
         return probability_flow_encode(self.score_fn(variables["params"]), self.sde, y, eps=c.sample_eps,
                                        rtol=c.ode_rtol, atol=c.ode_atol, num_steps=c.ode_steps or None)
 
+    def _ode_sample(self, variables, key, shape, steps):
+        c = self.config
+        ode_steps = c.ode_steps if steps is None else steps
+        return probability_flow_sample(self.score_fn(variables["params"]), self.sde, key, shape, eps=c.sample_eps,
+                                       rtol=c.ode_rtol, atol=c.ode_atol, num_steps=ode_steps or None,
+                                       denoise=c.denoise, return_stats=True)
+
+    def adaptive_network_evaluations(self, variables, key, num, *, sampler: str | None = None,
+                                     steps: int | None = None):
+        """Score evaluations per sample (one batch-wide pass counts once) of ``sample(variables, key, num,
+        sampler=..., steps=...)`` when its ODE solver is adaptive (``ode`` with ode_steps 0): they depend on
+        the model and the batch, so they are counted on this draw (:func:`tsit5_evaluations`, plus the
+        denoising step). None for a fixed-step sampler, whose count the config gives."""
+        c = self.config
+        if (sampler or c.sampler) != "ode" or (c.ode_steps if steps is None else steps):
+            return None
+        count = jax.jit(lambda v, k: tsit5_evaluations(self._ode_sample(v, k, (num,) + tuple(self.spec.shape),
+                                                                          steps)[1]))
+        return int(count(variables, key)) + int(c.denoise)
+
     def sample(self, variables, key, num, *, labels=None, sampler: str | None = None, steps: int | None = None):
         """``num`` samples in data space ([num, *shape]: integer images or float32 points).
 
@@ -214,9 +234,7 @@ class ScoreSDE:
             y = reverse_sde_sample(score, self.sde, key, shape, num_steps=steps or c.sample_steps, eps=c.sample_eps,
                                    denoise=c.denoise)
         elif sampler == "ode":
-            ode_steps = c.ode_steps if steps is None else steps
-            y = probability_flow_sample(score, self.sde, key, shape, eps=c.sample_eps, rtol=c.ode_rtol,
-                                        atol=c.ode_atol, num_steps=ode_steps or None, denoise=c.denoise)
+            y = self._ode_sample(variables, key, shape, steps)[0]
         else:
             raise GMJaxError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
         return self._from_model_space(y)

@@ -43,13 +43,17 @@ def likelihood_cost(model, variables, x, *, repeats: int) -> float:
 
 
 def sampling_speed(fam: Family, model, variables, *, batch: int, repeats: int) -> dict:
-    """{sampler label: {"samples_per_s", "network_evaluations"}} for each of the family's samplers, at
-    ``batch`` samples per call."""
+    """{sampler label: {"samples_per_s", "network_evaluations", "adaptive"}} for each of the family's samplers,
+    at ``batch`` samples per call (an adaptive solver's evaluations are counted on one draw of that batch)."""
     out = {}
     for label, kw in fam.samplers.items():
         fn = jax.jit(lambda v, k, kw=kw: model.sample(v, k, batch, **kw))
         seconds = best_time(fn, variables, jax.random.key(1), repeats=repeats)
-        out[label] = {"samples_per_s": batch / seconds, "network_evaluations": network_evaluations(fam.name, model, kw)}
+        evaluations = network_evaluations(fam.name, model, kw)
+        adaptive = evaluations is None and hasattr(model, "adaptive_network_evaluations")
+        if adaptive:  # an adaptive solver: counted on this draw
+            evaluations = model.adaptive_network_evaluations(variables, jax.random.key(1), batch, **kw)
+        out[label] = {"samples_per_s": batch / seconds, "network_evaluations": evaluations, "adaptive": adaptive}
     return out
 
 

@@ -16,7 +16,7 @@ from gm_jax.properties.summary import mean as _mean
 from gm_jax.properties.summary import stats as _stats
 from gm_jax.properties.summary import summarise
 
-__all__ = ["verdicts", "RULES", "main_table", "claims_table", "points_table", "write_report"]
+__all__ = ["verdicts", "RULES", "main_table", "samplers_table", "claims_table", "points_table", "write_report"]
 
 # How a measurement becomes a yes / no (each rule reads the family's summary and the reference row).
 RULES = {
@@ -79,6 +79,13 @@ def _fmt(stat, digits: int = 3, scale: float = 1.0) -> str:
     return text if std is None else f"{text} ± {std * scale:.2g}"
 
 
+def _nfe(sampler: dict) -> str:
+    n = sampler.get("network_evaluations")
+    if n is None:
+        return "-"
+    return f"{n:.0f} (adaptive)" if sampler.get("adaptive") else f"{n:.0f}"
+
+
 def main_table(results: dict) -> str:
     """One row per family: likelihood, sampling speed, sample quality, coverage, memorisation, training."""
     summary, ref = summarise(results), results["reference"]
@@ -95,14 +102,25 @@ def main_table(results: dict) -> str:
             continue
         s = summary[name]
         label, sampler = next(iter(s["samplers"].items())) if s["samplers"] else ("-", {})
-        nfe = sampler.get("network_evaluations")
         cells = [name, s["likelihood"], _fmt(s["test_bits_per_dim"]), _fmt(s["likelihood_ms_per_example"]), label,
-                 _fmt(sampler.get("samples_per_s")), "adaptive" if nfe is None and sampler else str(nfe or "-"),
+                 _fmt(sampler.get("samples_per_s")), _nfe(sampler),
                  _fmt(s["fid"]), _fmt(s["precision"]), _fmt(s["density"]), _fmt(s["recall"]), _fmt(s["coverage"]),
                  _fmt(s["class_kl"]), _fmt(s["classes_under_half"], 2), _fmt(s["data_copying_ct"]), _fmt(s["ppl"]),
                  _fmt(s["probe_accuracy"]), _fmt(s["train_seconds"]), _fmt(s["steps"], 6), _fmt(s["num_params"], 6),
                  f"{s['diverged']}/{s['seeds']}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def samplers_table(results: dict) -> str:
+    """One row per family and sampler: speed, network evaluations per sample, FID, precision and recall (the
+    main table shows the default sampler only)."""
+    summary = summarise(results)
+    lines = ["| family | sampler | samples/s | NFE | FID | precision | recall |", "|---|---|---|---|---|---|---|"]
+    for name in FAMILIES:
+        for label, m in summary.get(name, {}).get("samplers", {}).items():
+            lines.append(f"| {name} | {label} | {_fmt(m['samples_per_s'])} | {_nfe(m)} | {_fmt(m['fid'])} | "
+                         f"{_fmt(m['precision'])} | {_fmt(m['recall'])} |")
     return "\n".join(lines)
 
 
@@ -147,7 +165,8 @@ def write_report(results: dict, out: str) -> list[str]:
     text = ["# The families' property table, measured", "",
             f"Config `{results['config']['name']}` on `{results['evaluator']['dataset']}` "
             f"(evaluator: the domain classifier, test accuracy {results['evaluator']['classifier_test_accuracy']}).",
-            "", main_table(results), "", "Measured verdict (common claim):", "", claims_table(results), "",
+            "", main_table(results), "", "Every sampler:", "", samplers_table(results), "",
+            "Measured verdict (common claim):", "", claims_table(results), "",
             "Rules:", ""] + [f"- {p.replace('_', ' ')}: {rule}" for p, rule in RULES.items()]
     if results.get("points"):
         text += ["", points_table(results)]

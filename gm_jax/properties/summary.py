@@ -39,7 +39,10 @@ def summarise(results: dict) -> dict:
         for label, ms in samplers.items():
             s["samplers"][label] = {k: stats([m.get(k) for m in ms]) for k in ("samples_per_s", "fid", "precision",
                                                                                 "recall")}
-            s["samplers"][label]["network_evaluations"] = ms[0]["network_evaluations"]
+            # fixed by the config, or (adaptive solvers) counted per seed: then their mean
+            evaluations = stats([m["network_evaluations"] for m in ms])
+            s["samplers"][label]["network_evaluations"] = None if evaluations is None else evaluations[0]
+            s["samplers"][label]["adaptive"] = any(m.get("adaptive") for m in ms)
         out[name] = s
     return out
 

@@ -9,7 +9,7 @@ from gm_jax.samplers.langevin import (annealed_langevin_sample, annealed_langevi
                                       langevin_step, replay_buffer_init, replay_buffer_sample, replay_buffer_update,
                                       uniform_init)
 from gm_jax.samplers.sde import (TRACES, langevin_corrector_step, ode_log_likelihood, pc_sample, pc_step,
-                                 probability_flow_encode, probability_flow_sample, reverse_sde_sample,
+                                 probability_flow_encode, probability_flow_sample, reverse_sde_sample, tsit5_evaluations,
                                  reverse_sde_step)
 
 __all__ = [
@@ -19,5 +19,5 @@ __all__ = [
     "langevin_sample", "langevin_step", "annealed_langevin_sample", "annealed_langevin_step", "uniform_init",
     "replay_buffer_init", "replay_buffer_sample", "replay_buffer_update",
     "reverse_sde_sample", "reverse_sde_step", "pc_sample", "pc_step", "langevin_corrector_step",
-    "probability_flow_sample", "probability_flow_encode", "ode_log_likelihood", "TRACES",
+    "probability_flow_sample", "probability_flow_encode", "tsit5_evaluations", "ode_log_likelihood", "TRACES",
 ]

@@ -206,6 +206,13 @@ def _odeint(field, y0, t0, t1, rtol, atol, solver, num_steps, max_steps):
     return jax.tree_util.tree_map(lambda a: a[-1], sol.ys), sol.stats
 
 
+def tsit5_evaluations(stats) -> jax.Array:
+    """Vector-field evaluations of a Tsit5 solve, from its diffrax ``stats``: 6 per attempted step (accepted or
+    rejected: Tsit5's seventh stage is the next step's first) and one to start. Counting the calls directly
+    agrees exactly without rejected steps and within 1% with them."""
+    return 6 * stats["num_steps"] + 1
+
+
 def probability_flow_sample(score_fn, sde, key, shape, *, eps: float = 1e-3, rtol: float = 1e-5, atol: float = 1e-5,
                             solver=None, num_steps: int | None = None, denoise: bool = False,
                             max_steps: int = 4096, return_stats: bool = False, x_T=None):
@@ -221,8 +228,8 @@ def probability_flow_sample(score_fn, sde, key, shape, *, eps: float = 1e-3, rto
       num_steps: fixed-step integration with this many steps instead of the adaptive controller.
       denoise: apply Tweedie's denoising at eps (off by default, as in the reference ODE sampler).
       max_steps: the adaptive solver's step budget (diffrax raises past it).
-      return_stats: also return diffrax's stats dict (``num_steps`` = accepted + rejected steps; Tsit5
-        evaluates the score ~6 times per step).
+      return_stats: also return diffrax's stats dict (``num_steps`` = accepted + rejected steps; with Tsit5,
+        :func:`tsit5_evaluations` turns it into score evaluations).
     Returns: samples float32 of ``shape``, or (samples, stats).
     """
     score_fn = _checked("probability_flow_sample", score_fn)
@@ -310,4 +317,4 @@ def ode_log_likelihood(score_fn, sde, x, key, *, eps: float = 1e-5, trace: str =
 
 
 __all__ = ["TRACES", "langevin_corrector_step", "ode_log_likelihood", "pc_sample", "pc_step", "probability_flow_encode",
-           "probability_flow_sample", "reverse_sde_sample", "reverse_sde_step"]
+           "probability_flow_sample", "reverse_sde_sample", "reverse_sde_step", "tsit5_evaluations"]

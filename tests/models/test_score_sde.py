@@ -56,6 +56,12 @@ def test_score_sde_points_fit_and_every_sampler(moons, tmp_path):
     for sampler in ("sde", "ode"):
         s = jax.jit(lambda v, k: model.sample(v, k, 5, sampler=sampler))(v, jax.random.key(1))
         assert s.shape == (5, 2) and s.dtype == jnp.float32 and bool(jnp.isfinite(s).all()), sampler
+    # The adaptive ODE's evaluations are counted on a draw; fixed-step samplers have none to count.
+    adaptive = ScoreSDE(dataclasses.replace(POINTS, ode_steps=0, denoise=True), moons.spec)
+    count = adaptive.adaptive_network_evaluations(v, jax.random.key(1), 5, sampler="ode")
+    assert isinstance(count, int) and count > 7 and (count - 2) % 6 == 0  # 6 per Tsit5 step, 1 to start, denoising
+    assert adaptive.adaptive_network_evaluations(v, jax.random.key(1), 5, sampler="pc") is None
+    assert model.adaptive_network_evaluations(v, jax.random.key(1), 5, sampler="ode") is None  # ode_steps=4
     # On points log_prob is the density of the points: exact trace and fixed probes make it key-free.
     exact = ScoreSDE(dataclasses.replace(POINTS, sde="ve", trace="exact"), moons.spec)
     x = _batch(moons)["point"]
