@@ -2,8 +2,11 @@
 
 - ``quick``: one seed of four families with tiny networks and a few steps (a smoke run of every code path;
   the default test suite runs it, so its numbers mean nothing).
-- still to come: ``cpu`` (every family on ``digits`` with 3 seeds, budgets sized for 2 CPU cores: the recorded
-  table) and ``gpu`` (the same protocol with the models' own default budgets).
+- ``cpu``: every family on ``digits`` with 3 seeds, each with a training budget of a few minutes on 2 CPU cores
+  (the recorded table, ``experiments/properties/results/cpu``): small networks trained for more steps at a
+  larger learning rate, and fewer sampler steps where the model's default would take an hour to draw 1,000
+  samples. Each budget is commented with what it costs.
+- ``gpu``: the same protocol with every model's own defaults (its budget, network and sampler).
 
 Per-family settings are ``--set`` strings (``{"hidden": "64,64", "steps": "2000"}``): model and training
 fields together, routed as the CLI routes them.
@@ -83,3 +86,45 @@ CONFIGS = {
                     for k, v in _QUICK_POINT_SETS.items()},
         point_samples=64),
 }
+
+# cpu: budgets for 2 CPU cores, measured there at 8x8 digits (seconds per training step at the batch given).
+# Networks of U-Net families: 16 base channels (a quarter of the convolution work of the default 32), which
+# buys 3-4x the steps in the same minutes; at these budgets more steps help more than width.
+_CPU_UNET = {"channels": "16", "lr": "1e-3", "warmup_steps": "100", "ema_decay": "0.995"}
+_CPU_SETS = {
+    # IWAE bound with k = 1000 as the test NLL, as the model's default
+    "vae": {"steps": "4000"},
+    "made": {"steps": "4000"},
+    "pixelcnn": {"steps": "1000"},
+    # ResNet couplings at full resolution: 1.2 s per step at width 32 and batch 128; width 16, batch 64
+    "realnvp": {"channels": "16", "batch_size": "64", "steps": "600"},
+    # 0.22 s per step at batch 128
+    "glow": {"batch_size": "64", "steps": "1200"},
+    "maf": {"steps": "3000"},
+    "spline_flow": {"steps": "3000"},
+    # cosine schedule (Nichol & Dhariwal 2021: better than linear on small images), T = 1000 for the
+    # ancestral sampler; the DDIM 50 sampler and the latent maps use 50 of its steps
+    "ddpm": {**_CPU_UNET, "schedule": "cosine", "steps": "2000"},
+    # PC with 200 steps (Song et al. use 1000 on CIFAR-10): 400 network evaluations a sample
+    "score_sde": {**_CPU_UNET, "sample_steps": "200", "steps": "2000"},
+    # L = 10 levels as Song & Ermon's CIFAR-10 setting; 25 Langevin steps per level instead of 100, with the
+    # step size raised so that the total step length (steps x step size) is half of theirs
+    "ncsn": {**_CPU_UNET, "num_scales": "10", "steps_per_sigma": "25", "step_lr": "4e-5", "steps": "2000"},
+    # 60 Langevin steps per training step: 0.37 s per step at batch 128
+    "ebm": {"batch_size": "64", "steps": "800"},
+    "dcgan": {"steps": "5000"},
+    "wgan_gp": {"steps": "2000"},
+    # the ResNet critic and generator at width 32 (the default 128 is the paper's CIFAR width): 0.1 s per step
+    # at batch 64 (width 64: 0.27 s)
+    "sngan": {"width": "32", "steps": "2000"},
+    "stylegan_small": {"steps": "2000"},
+}
+_CPU_POINT_SETS = {name: {"steps": "2000"} for name in POINT_FAMILIES}
+_CPU_CHECKPOINTS = {"log_every": "100", "checkpoint_every": "500"}  # a stopped run resumes within 500 steps
+
+CONFIGS["cpu"] = PropertiesConfig(
+    name="cpu", families=tuple(FAMILIES), seeds=(0, 1, 2),
+    sets={k: {**_CPU_CHECKPOINTS, **v} for k, v in _CPU_SETS.items()},
+    num_samples=1000, speed_batch=64, classifier_steps=2000, timing_repeats=3, memorization_cells=5, ppl_paths=200,
+    probe_steps=500, point_datasets=("eight_gaussians", "rings"), point_families=POINT_FAMILIES,
+    point_sets={k: {**_CPU_CHECKPOINTS, **v} for k, v in _CPU_POINT_SETS.items()}, point_samples=2000)
