@@ -128,3 +128,7 @@ CONFIGS["cpu"] = PropertiesConfig(
     num_samples=1000, speed_batch=64, classifier_steps=2000, timing_repeats=3, memorization_cells=5, ppl_paths=200,
     probe_steps=500, point_datasets=("eight_gaussians", "rings"), point_families=POINT_FAMILIES,
     point_sets={k: {**_CPU_CHECKPOINTS, **v} for k, v in _CPU_POINT_SETS.items()}, point_samples=2000)
+
+# gpu: every model's own defaults (network, budget, sampler), the protocol unchanged
+# (20,000 steps of the diffusion models, SNGAN's width-128 ResNets, DDPM's T = 1000 with 32 channels, ...)
+CONFIGS["gpu"] = dataclasses.replace(CONFIGS["cpu"], name="gpu", sets={}, point_sets={})

@@ -2,6 +2,8 @@
 
 - ``samples.png``: one grid of 64 samples per family (its first seed), side by side;
 - ``quality_vs_speed.png``: FID against samples per second (log scale), one point per family and sampler;
+- ``strips.png``: per family with a latent code, decoded slerp interpolations between random codes (the top
+  rows) and, below a gap for codes smaller than the data, single-coordinate traversals from -3 to 3;
 - ``modes.png``: the samples of every family on each toy2d dataset (the mode-collapse picture).
 """
 
@@ -70,6 +72,36 @@ def _sample_grids(results: dict, path: str, num_levels: int) -> bool:
     return True
 
 
+def _strip_canvas(strips) -> np.ndarray:
+    """property_strips.npz -> one [rows*H, points*W] image in [0, 1]: interpolation rows, a blank row, then
+    traversal rows (when saved)."""
+    blocks = [strips["interpolations"]]
+    if "traversals" in strips:
+        blank = np.zeros((1,) + strips["interpolations"].shape[1:])  # white under gray_r
+        blocks += [blank, strips["traversals"]]
+    rows = np.concatenate(blocks)  # [R, points, H, W, C]
+    r, p, h, w, c = rows.shape
+    canvas = np.clip(rows, 0.0, 1.0).transpose(0, 2, 1, 3, 4).reshape(r * h, p * w, c)
+    return canvas[..., 0] if c == 1 else canvas
+
+
+def _strips(results: dict, path: str) -> bool:
+    rows = {name: row for name, row in _first_seed_rows(results.get("runs", {})).items()
+            if os.path.isfile(os.path.join(row["run_dir"], "property_strips.npz"))}
+    names = [n for n in FAMILIES if n in rows]
+    if not names:
+        return False
+    fig, axes = _figure(len(names), panel=(2.4, 3.4))
+    for ax, name in zip(axes, names):
+        with np.load(os.path.join(rows[name]["run_dir"], "property_strips.npz")) as strips:
+            ax.imshow(_strip_canvas(dict(strips)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ppl = rows[name].get("ppl")
+        ax.set_title(name if ppl is None else f"{name}\nPPL {ppl:.3g}", fontsize=9)
+        ax.axis("off")
+    fig.savefig(path)
+    return True
+
+
 def _quality_vs_speed(results: dict, path: str) -> bool:
     points = [(name, label, m["samples_per_s"][0], m["fid"][0])
               for name, s in summarise(results).items() for label, m in s["samplers"].items()
@@ -130,6 +162,7 @@ def write_figures(results: dict, out: str) -> list[str]:
     levels = results.get("evaluator", {}).get("num_levels", 17)
     for name, draw in (("samples.png", lambda p: _sample_grids(results, p, levels)),
                        ("quality_vs_speed.png", lambda p: _quality_vs_speed(results, p)),
+                       ("strips.png", lambda p: _strips(results, p)),
                        ("modes.png", lambda p: _modes(results, p))):
         path = os.path.join(out, name)
         if draw(path):

@@ -38,7 +38,9 @@ def test_quick_run_measures_every_property_of_a_family(quick_vae):
     assert point["num_modes"] == 8 and 0 <= point["modes_covered"] <= 8 and point["nll_gap_nats"] is not None
     md = (quick_vae / "o" / "properties.md").read_text()
     assert "| vae | bound |" in md and "Rules:" in md
-    for name in ("samples.png", "quality_vs_speed.png", "modes.png"):
+    assert "| vae | decoder mean | " in md  # the table of every sampler
+    assert "Only 1 of the 15 families are measured here" in md  # relative verdicts flagged
+    for name in ("samples.png", "quality_vs_speed.png", "modes.png", "strips.png"):
         assert os.path.getsize(quick_vae / "o" / name) > 1000
 
 
