@@ -149,6 +149,7 @@ def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: st
                                run_dir)
     except TrainingDiverged as e:
         return {"family": name, "dataset": dataset_name, "seed": seed, "diverged": True, "error": str(e)}
+    t0 = time.perf_counter()
     model, dataset, variables = _restore(run_dir, data_dir)
     default = next(iter(fam.samplers.values()))
     points = np.asarray(jax.device_get(jax.jit(lambda v, k: model.sample(v, k, cfg.point_samples, **default))(
@@ -161,6 +162,7 @@ def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: st
     if results.get("test_nll_nats") is not None and toy2d.has_density(dataset_name):
         test = dataset.read("test")[dataset.spec.data_key]
         row["nll_gap_nats"] = results["test_nll_nats"] - float(-toy2d.log_density(dataset_name, test).mean())
+    row.update(train_seconds=_wall_seconds(run_dir), measure_seconds=time.perf_counter() - t0)
     return row
 
 

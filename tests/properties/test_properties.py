@@ -82,6 +82,9 @@ def test_verdicts_follow_the_rules():
               None, "ppl": stat(10.0), "latent_dims": stat(4), "probe_accuracy": None},
     }
     summary["c"] = {**summary["a"], "ppl": stat(1.0)}  # the median path length is then 1: b's 10 is above 2x
+    # log p within two orders of magnitude of the cheapest (a: 1 ms) is efficient, as sampling is
+    summary["d"] = {**summary["a"], "likelihood_ms_per_example": stat(99.0)}
+    summary["e"] = {**summary["a"], "likelihood_ms_per_example": stat(101.0)}
     v = report.verdicts(summary, {"fid": 1.0, "probe_accuracy": 0.9})
     assert v["a"] == {"probabilistic": True, "efficient_sampling": True, "high_quality_samples": True, "coverage": True,
                       "well_behaved_latent": True, "interpretable_latent": True, "efficient_likelihood": True,
@@ -89,3 +92,4 @@ def test_verdicts_follow_the_rules():
     assert v["b"] == {"probabilistic": False, "efficient_sampling": False, "high_quality_samples": False,
                       "coverage": False, "well_behaved_latent": False, "interpretable_latent": None,
                       "efficient_likelihood": False, "stable_training": False}
+    assert v["d"]["efficient_likelihood"] and not v["e"]["efficient_likelihood"]
