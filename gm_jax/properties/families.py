@@ -104,7 +104,8 @@ def network_evaluations(name: str, model, sampler_kwargs: dict) -> int | None:
     config and the sampler options; None for an adaptive solver, whose count depends on the model.
 
     Sequential models pay one pass per dimension (``made``, ``pixelcnn``, and ``maf``'s inverse); an EBM's
-    Langevin step is one energy gradient (a forward and a backward pass, counted as one)."""
+    Langevin step is one energy gradient (a forward and a backward pass, counted as one); score models also
+    count their final denoising pass."""
     c, dims = model.config, model.spec.num_dims
     sampler, steps = sampler_kwargs.get("sampler"), sampler_kwargs.get("steps")
     if name in ("made", "pixelcnn", "maf"):
@@ -113,14 +114,14 @@ def network_evaluations(name: str, model, sampler_kwargs: dict) -> int | None:
         if (sampler or c.sampler) == "ddpm":
             return c.num_steps
         return steps or c.sample_steps or c.num_steps
-    if name == "score_sde":
+    if name == "score_sde":  # the sampling loop, then the Tweedie denoising pass when on
         sampler = sampler or c.sampler
-        if sampler == "ode":
-            return c.ode_steps or None
+        if sampler == "ode":  # fixed steps of Tsit5: 6 a step and one to start (samplers.tsit5_evaluations)
+            return 6 * c.ode_steps + 1 + int(c.denoise) if c.ode_steps else None
         n = steps or c.sample_steps
-        return n * (1 + c.corrector_steps) if sampler == "pc" else n
+        return (n * (1 + c.corrector_steps) if sampler == "pc" else n) + int(c.denoise)
     if name == "ncsn":
-        return c.num_scales * (steps or c.steps_per_sigma)
+        return c.num_scales * (steps or c.steps_per_sigma) + int(c.denoise)
     if name == "ebm":
         return steps or c.sample_steps
     return 1

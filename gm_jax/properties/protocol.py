@@ -2,8 +2,9 @@
 measured by the same evaluator (:mod:`gm_jax.properties.measure`), seed by seed, into ``properties.json``.
 
 Resumable: a finished (family, seed) is never redone, and a run directory whose training stopped resumes
-from its checkpoint; ``properties.json`` is rewritten (atomically) after every run, so an interrupted table
-keeps what it measured.
+from its checkpoint; a row or a run directory made with other settings than the config's is refused, not
+reused. ``properties.json`` is rewritten (atomically) after every run, so an interrupted table keeps what it
+measured.
 
 Layout: ``WORKDIR/<dataset>/<family>_s<seed>/`` are ordinary ``gm-jax train`` run directories (``gm-jax
 sample|evaluate|compare`` read them); ``OUT/properties.json`` holds every raw number, ``OUT/domain_<dataset>.npz``
@@ -35,6 +36,7 @@ from gm_jax.train.loop import TrainingDiverged, write_json
 __all__ = ["RESULTS_FILE", "run_properties", "train_family", "read_results"]
 
 RESULTS_FILE = "properties.json"
+SETS_FILE = "property_sets.json"  # in each run directory: the settings it was trained with
 
 
 def _say(message: str) -> None:
@@ -61,17 +63,32 @@ def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, 
     argv = ["train", name, "--dataset", dataset, "--workdir", workdir, "--no-progress", "--set", f"seed={seed}"]
     for field, value in sets.items():
         argv += ["--set", f"{field}={value}"]
-    results_path = os.path.join(workdir, "results.json")
-    steps = sets.get("steps")
+    results_path, sets_path = os.path.join(workdir, "results.json"), os.path.join(workdir, SETS_FILE)
+    if os.path.isfile(sets_path):
+        with open(sets_path) as f:
+            trained_with = json.load(f)
+        if trained_with != sets:
+            raise GMJaxError(f"{workdir} was trained with other settings ({_settings(trained_with)}) than the "
+                             f"config's ({_settings(sets)}); remove it or use another --workdir")
     if os.path.isfile(results_path):
         with open(results_path) as f:
-            done = json.load(f)
-        if steps is None or int(done.get("steps", -1)) == int(steps):
-            return done
+            return json.load(f)
     with contextlib.redirect_stdout(io.StringIO()):  # the CLI's result lines; the numbers are read back below
         train_command(argv)
+    write_json(sets_path, sets)
     with open(results_path) as f:
         return json.load(f)
+
+
+def _settings(sets: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "the model's defaults"
+
+
+def _check_row(out: str, tag: str, row: dict, sets: dict) -> None:
+    """A finished row is reused only if it was measured with the config's settings."""
+    if "sets" in row and row["sets"] != sets:
+        raise GMJaxError(f"{os.path.join(out, RESULTS_FILE)}: {tag} was measured with other settings "
+                         f"({_settings(row['sets'])}) than the config's ({_settings(sets)}); use another --out")
 
 
 def _wall_seconds(workdir: str) -> float | None:
@@ -109,10 +126,11 @@ def _image_run(cfg: PropertiesConfig, train_command, name: str, seed: int, run_d
     try:
         results = train_family(train_command, name, cfg.dataset, cfg.sets.get(name, {}), seed, run_dir)
     except TrainingDiverged as e:  # a non-finite loss is a result: the table counts it
-        return {"family": name, "seed": seed, "diverged": True, "error": str(e)}
+        return {"family": name, "seed": seed, "diverged": True, "error": str(e), "sets": cfg.sets.get(name, {})}
     t0 = time.perf_counter()
     model, dataset, variables = _restore(run_dir, data_dir)
-    row = {"family": name, "seed": seed, "diverged": False, "run_dir": run_dir, "likelihood": fam.likelihood,
+    row = {"family": name, "seed": seed, "diverged": False, "run_dir": run_dir, "sets": cfg.sets.get(name, {}),
+           "likelihood": fam.likelihood,
            "steps": results["steps"], "num_params": results["num_params"], "train_seconds": _wall_seconds(run_dir),
            "test_nll_nats": results.get("test_nll_nats"), "test_bits_per_dim": results.get("test_bits_per_dim")}
     if model.has_log_prob:
@@ -148,17 +166,22 @@ def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: st
         results = train_family(train_command, name, f"toy2d/{dataset_name}", cfg.point_sets.get(name, {}), seed,
                                run_dir)
     except TrainingDiverged as e:
-        return {"family": name, "dataset": dataset_name, "seed": seed, "diverged": True, "error": str(e)}
+        return {"family": name, "dataset": dataset_name, "seed": seed, "diverged": True, "error": str(e),
+                "sets": cfg.point_sets.get(name, {})}
     t0 = time.perf_counter()
     model, dataset, variables = _restore(run_dir, data_dir)
     default = next(iter(fam.samplers.values()))
     points = np.asarray(jax.device_get(jax.jit(lambda v, k: model.sample(v, k, cfg.point_samples, **default))(
         variables, jax.random.key(seed))), np.float64)
     np.save(os.path.join(run_dir, "property_points.npy"), points)
-    modes = mode_coverage(toy2d.mode_distances(dataset_name, points))
+    finite = np.all(np.isfinite(points), axis=1)  # a non-finite sample covers no mode and is not high quality
+    distances = toy2d.mode_distances(dataset_name, points[finite] if finite.any() else np.zeros((1, 2)))
+    modes = mode_coverage(distances) if finite.any() else {"modes_covered": 0, "num_modes": distances.shape[1],
+                                                           "high_quality": 0.0}
     row = {"family": name, "dataset": dataset_name, "seed": seed, "diverged": False, "run_dir": run_dir,
-           "modes_covered": modes["modes_covered"], "num_modes": modes["num_modes"],
-           "high_quality": modes["high_quality"], "test_nll_nats": results.get("test_nll_nats")}
+           "sets": cfg.point_sets.get(name, {}), "modes_covered": modes["modes_covered"], "num_modes": modes["num_modes"],
+           "high_quality": modes["high_quality"] * finite.mean(), "non_finite_samples": int((~finite).sum()),
+           "test_nll_nats": results.get("test_nll_nats")}
     if results.get("test_nll_nats") is not None and toy2d.has_density(dataset_name):
         test = dataset.read("test")[dataset.spec.data_key]
         row["nll_gap_nats"] = results["test_nll_nats"] - float(-toy2d.log_density(dataset_name, test).mean())
@@ -203,6 +226,10 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
 
     results.update({"config": config_to_dict(cfg), "gm_jax_version": _version()})
     runs, points = results.setdefault("runs", {}), results.setdefault("points", {})
+    for tag, row in runs.items():  # before anything is trained: a row measured otherwise is never mixed in
+        _check_row(out, tag, row, cfg.sets.get(row["family"], {}))
+    for tag, row in points.items():
+        _check_row(out, tag, row, cfg.point_sets.get(row["family"], {}))
     save = lambda: write_json(os.path.join(out, RESULTS_FILE), results)
     evaluator, results["evaluator"] = _evaluator(cfg, out, data_dir)
     if "reference" not in results:

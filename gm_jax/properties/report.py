@@ -30,7 +30,8 @@ RULES = {
     "interpretable_latent": "a linear probe reads the digit class from the encoder's codes at least as well as "
                             "from the pixels themselves",
     "efficient_likelihood": "log p costs at most 100x the cheapest family's time per test example",
-    "stable_training": "no seed diverged and the FID's spread over seeds is at most 25% of its mean",
+    "stable_training": "no seed diverged or gave a non-finite FID, and the FID's spread over seeds is at most 25% "
+                       "of its mean",
 }
 # the rules that compare a family with the other families of the same table
 RELATIVE = ("efficient_sampling", "well_behaved_latent", "efficient_likelihood")
@@ -65,7 +66,7 @@ def verdicts(summary: dict, reference: dict) -> dict:
         v["efficient_likelihood"] = False if s["likelihood"] == "none" else (
             None if cost is None or cheapest is None else cost <= 100 * cheapest)
         spread = s.get("fid")
-        if s["diverged"]:
+        if s["diverged"] or s.get("non_finite_fid"):
             v["stable_training"] = False
         elif spread is not None and spread[1] is not None:
             v["stable_training"] = spread[1] <= 0.25 * spread[0]
@@ -108,7 +109,7 @@ def main_table(results: dict) -> str:
                  _fmt(sampler.get("samples_per_s")), _nfe(sampler),
                  _fmt(s["fid"]), _fmt(s["precision"]), _fmt(s["density"]), _fmt(s["recall"]), _fmt(s["coverage"]),
                  _fmt(s["class_kl"]), _fmt(s["classes_under_half"], 2), _fmt(s["data_copying_ct"]), _fmt(s["ppl"]),
-                 _fmt(s["probe_accuracy"]), _fmt(s["train_seconds"]), _fmt(s["steps"], 6), _fmt(s["num_params"], 6),
+                 _fmt(s["probe_accuracy"]), _fmt(s["train_seconds"]), _fmt(s["steps"], 6), _fmt(s["num_params"], 9),
                  f"{s['diverged']}/{s['seeds']}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -26,7 +26,9 @@ def summarise(results: dict) -> dict:
     out = {}
     for name, rows in by_family.items():
         ok = [r for r in rows if not r["diverged"]]
-        s = {"seeds": len(rows), "diverged": len(rows) - len(ok), "likelihood": FAMILIES[name].likelihood}
+        s = {"seeds": len(rows), "diverged": len(rows) - len(ok), "likelihood": FAMILIES[name].likelihood,
+             # a seed whose FID is NaN or inf left out of the mean (the stability verdict counts it)
+             "non_finite_fid": sum(r.get("fid") is not None and not math.isfinite(r["fid"]) for r in ok)}
         for key in ("test_bits_per_dim", "likelihood_ms_per_example", "fid", "precision", "recall", "density",
                     "coverage", "class_kl", "classes_under_half", "data_copying_ct", "ppl", "latent_dims",
                     "probe_accuracy", "train_seconds", "steps", "num_params"):
@@ -36,7 +38,9 @@ def summarise(results: dict) -> dict:
             for label, m in r["sampling"].items():
                 samplers.setdefault(label, []).append(m)
         s["samplers"] = {}
-        for label, ms in samplers.items():
+        # the family's order (the first is its default sampler), not the file's: properties.json sorts its keys
+        order = [label for label in FAMILIES[name].samplers if label in samplers]
+        for label, ms in ((label, samplers[label]) for label in order + sorted(set(samplers) - set(order))):
             s["samplers"][label] = {k: stats([m.get(k) for m in ms]) for k in ("samples_per_s", "fid", "precision",
                                                                                 "recall")}
             # fixed by the config, or (adaptive solvers) counted per seed: then their mean

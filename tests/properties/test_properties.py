@@ -7,7 +7,9 @@ import os
 import pytest
 
 from gm_jax.cli import main
-from gm_jax.properties import report
+from gm_jax.errors import GMJaxError
+from gm_jax.properties import protocol, report
+from gm_jax.properties.summary import summarise
 
 
 def _run(tmp_path, *extra):
@@ -93,3 +95,30 @@ def test_verdicts_follow_the_rules():
                       "coverage": False, "well_behaved_latent": False, "interpretable_latent": None,
                       "efficient_likelihood": False, "stable_training": False}
     assert v["d"]["efficient_likelihood"] and not v["e"]["efficient_likelihood"]
+    unstable = report.verdicts({"a": {**summary["a"], "non_finite_fid": 1}}, {"fid": 1.0, "probe_accuracy": 0.9})
+    assert unstable["a"]["stable_training"] is False
+
+
+def test_the_summary_keeps_the_familys_sampler_order():
+    """properties.json sorts its keys ("ddim 50" before "ddpm"); the default sampler is still ddpm's first."""
+    m = {"samples_per_s": 1.0, "network_evaluations": 1, "fid": 1.0}
+    rows = {"ddpm/0": {"family": "ddpm", "seed": 0, "diverged": False, "sampling": {"ddim 50": m, "ddpm": m}}}
+    assert list(summarise({"runs": rows})["ddpm"]["samplers"]) == ["ddpm", "ddim 50"]
+
+
+def test_a_row_measured_with_other_settings_is_refused(quick_vae, tmp_path, capsys):
+    results = json.loads((quick_vae / "o" / "properties.json").read_text())
+    results["runs"]["vae/0"]["sets"]["steps"] = "99"
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "properties.json").write_text(json.dumps(results))
+    assert _run(tmp_path, "--families", "vae") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vae/0 was measured with other settings" in err[0] and "steps=99" in err[0], err
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_run_directory_trained_with_other_settings_is_refused(tmp_path):
+    (tmp_path / protocol.SETS_FILE).write_text(json.dumps({"steps": "5"}))
+    with pytest.raises(GMJaxError, match="trained with other settings .steps=5. than the config's .steps=3."):
+        protocol.train_family(lambda argv: pytest.fail("trained"), "vae", "digits", {"steps": "3"}, 0,
+                              str(tmp_path))
