@@ -1,4 +1,5 @@
-"""The property table's figures, drawn from ``properties.json`` and the samples its runs saved:
+"""The property table's figures, drawn from ``properties.json`` and the arrays its runs saved in
+``OUT/figure_data``:
 
 - ``samples.png``: one grid of 64 samples per family (its first seed), side by side;
 - ``quality_vs_speed.png``: FID against samples per second (log scale), one point per family and sampler;
@@ -17,9 +18,23 @@ import numpy as np
 from gm_jax.properties.families import FAMILIES
 from gm_jax.properties.summary import summarise
 
-__all__ = ["write_figures"]
+__all__ = ["write_figures", "FIGURE_DATA", "figure_data_dir", "new_figure_data_dir"]
 
 COLUMNS = 5
+FIGURE_DATA = "figure_data"  # OUT/figure_data/<dataset>/<family>_s<seed>/: the arrays the figures draw
+
+
+def new_figure_data_dir(out: str, dataset: str, name: str, seed: int) -> str:
+    """Creates a run's figure-array folder in ``out`` (beside properties.json, so the figures redraw without
+    the run directories) and returns it relative to ``out``, as the row records it."""
+    relative = os.path.join(FIGURE_DATA, dataset.replace("/", "_"), f"{name}_s{seed}")
+    os.makedirs(os.path.join(out, relative), exist_ok=True)
+    return relative
+
+
+def figure_data_dir(out: str, row: dict) -> str:
+    """Where a row's figure arrays are: ``samples.npy``, ``strips.npz`` (image runs), ``points.npy`` (toy2d)."""
+    return os.path.join(out, row["figure_data"])
 
 
 def _first_seed_rows(rows: dict) -> dict:
@@ -56,15 +71,22 @@ def _figure(num_panels: int, panel=(2.4, 2.6)):
     return fig, axes
 
 
-def _sample_grids(results: dict, path: str, num_levels: int) -> bool:
-    rows = {name: row for name, row in _first_seed_rows(results.get("runs", {})).items()
-            if os.path.isfile(os.path.join(row["run_dir"], "property_samples.npy"))}
+def _with_file(rows: dict, out: str, name: str) -> dict:
+    """The rows whose figure arrays include ``name``, mapped to that file's path."""
+    paths = {key: os.path.join(figure_data_dir(out, row), name) for key, row in rows.items() if "figure_data" in row}
+    return {key: path for key, path in paths.items() if os.path.isfile(path)}
+
+
+def _sample_grids(results: dict, out: str, path: str, num_levels: int) -> bool:
+    first = _first_seed_rows(results.get("runs", {}))
+    files = _with_file(first, out, "samples.npy")
+    rows = {name: first[name] for name in files}
     names = [n for n in FAMILIES if n in rows]
     if not names:
         return False
     fig, axes = _figure(len(names))
     for ax, name in zip(axes, names):
-        samples = np.load(os.path.join(rows[name]["run_dir"], "property_samples.npy"))
+        samples = np.load(files[name])
         ax.imshow(_grid(samples, num_levels), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{name}\nFID {rows[name]['fid']:.3g}", fontsize=9)
         ax.axis("off")
@@ -85,15 +107,16 @@ def _strip_canvas(strips) -> np.ndarray:
     return canvas[..., 0] if c == 1 else canvas
 
 
-def _strips(results: dict, path: str) -> bool:
-    rows = {name: row for name, row in _first_seed_rows(results.get("runs", {})).items()
-            if os.path.isfile(os.path.join(row["run_dir"], "property_strips.npz"))}
+def _strips(results: dict, out: str, path: str) -> bool:
+    first = _first_seed_rows(results.get("runs", {}))
+    files = _with_file(first, out, "strips.npz")
+    rows = {name: first[name] for name in files}
     names = [n for n in FAMILIES if n in rows]
     if not names:
         return False
     fig, axes = _figure(len(names), panel=(2.4, 3.4))
     for ax, name in zip(axes, names):
-        with np.load(os.path.join(rows[name]["run_dir"], "property_strips.npz")) as strips:
+        with np.load(files[name]) as strips:
             ax.imshow(_strip_canvas(dict(strips)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ppl = rows[name].get("ppl")
         ax.set_title(name if ppl is None else f"{name}\nPPL {ppl:.3g}", fontsize=9)
@@ -133,15 +156,16 @@ def _quality_vs_speed(results: dict, path: str) -> bool:
     return True
 
 
-def _modes(results: dict, path: str) -> bool:
-    rows = {k: r for k, r in _first_seed_rows(results.get("points", {})).items()
-            if os.path.isfile(os.path.join(r["run_dir"], "property_points.npy"))}
+def _modes(results: dict, out: str, path: str) -> bool:
+    first = _first_seed_rows(results.get("points", {}))
+    files = _with_file(first, out, "points.npy")
+    rows = {key: first[key] for key in files}
     if not rows:
         return False
     keys = sorted(rows)
     fig, axes = _figure(len(keys), panel=(2.4, 2.6))
     for ax, key in zip(axes, keys):
-        points = np.load(os.path.join(rows[key]["run_dir"], "property_points.npy"))
+        points = np.load(files[key])
         row = rows[key]
         ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4)
         ax.set_xlim(-4.5, 4.5)
@@ -156,14 +180,14 @@ def _modes(results: dict, path: str) -> bool:
 
 
 def write_figures(results: dict, out: str) -> list[str]:
-    """Writes the figures that have data into ``out`` (the rows name the run directories holding their
-    samples); returns their paths."""
+    """Writes the figures that have data into ``out`` (from the arrays under ``out/figure_data``); returns
+    their paths."""
     written = []
     levels = results.get("evaluator", {}).get("num_levels", 17)
-    for name, draw in (("samples.png", lambda p: _sample_grids(results, p, levels)),
+    for name, draw in (("samples.png", lambda p: _sample_grids(results, out, p, levels)),
                        ("quality_vs_speed.png", lambda p: _quality_vs_speed(results, p)),
-                       ("strips.png", lambda p: _strips(results, p)),
-                       ("modes.png", lambda p: _modes(results, p))):
+                       ("strips.png", lambda p: _strips(results, out, p)),
+                       ("modes.png", lambda p: _modes(results, out, p))):
         path = os.path.join(out, name)
         if draw(path):
             written.append(path)

@@ -8,7 +8,7 @@ measured.
 
 Layout: ``WORKDIR/<dataset>/<family>_s<seed>/`` are ordinary ``gm-jax train`` run directories (``gm-jax
 sample|evaluate|compare`` read them); ``OUT/properties.json`` holds every raw number, ``OUT/domain_<dataset>.npz``
-the evaluator's classifier.
+the evaluator's classifier, ``OUT/figure_data/`` the samples, strips and points the figures draw.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gm_jax.metrics.coverage import mode_coverage
 from gm_jax.properties import latents, measure
 from gm_jax.properties.config import PropertiesConfig
 from gm_jax.properties.families import family
+from gm_jax.properties.figures import new_figure_data_dir
 from gm_jax.train import eval_variables, restore_state
 from gm_jax.train.loop import TrainingDiverged, write_json
 
@@ -121,7 +122,7 @@ def _classifier(cfg: PropertiesConfig, dataset, out: str) -> tuple:
 
 
 def _image_run(cfg: PropertiesConfig, train_command, name: str, seed: int, run_dir: str, data_dir,
-               evaluator: dict) -> dict:
+               evaluator: dict, out: str) -> dict:
     fam = family(name)
     try:
         results = train_family(train_command, name, cfg.dataset, cfg.sets.get(name, {}), seed, run_dir)
@@ -129,8 +130,9 @@ def _image_run(cfg: PropertiesConfig, train_command, name: str, seed: int, run_d
         return {"family": name, "seed": seed, "diverged": True, "error": str(e), "sets": cfg.sets.get(name, {})}
     t0 = time.perf_counter()
     model, dataset, variables = _restore(run_dir, data_dir)
+    figures = new_figure_data_dir(out, cfg.dataset, name, seed)
     row = {"family": name, "seed": seed, "diverged": False, "run_dir": run_dir, "sets": cfg.sets.get(name, {}),
-           "likelihood": fam.likelihood,
+           "figure_data": figures, "likelihood": fam.likelihood,
            "steps": results["steps"], "num_params": results["num_params"], "train_seconds": _wall_seconds(run_dir),
            "test_nll_nats": results.get("test_nll_nats"), "test_bits_per_dim": results.get("test_bits_per_dim")}
     if model.has_log_prob:
@@ -146,21 +148,21 @@ def _image_run(cfg: PropertiesConfig, train_command, name: str, seed: int, run_d
             row.update(measure.sample_measurements(
                 fake, evaluator["test"], evaluator["train"], evaluator["extractor"],
                 num_classes=evaluator["num_classes"], cells=cfg.memorization_cells, key=jax.random.fold_in(key, 1)))
-            np.save(os.path.join(run_dir, "property_samples.npy"), fake["samples"][:64])  # the figure's grid
+            np.save(os.path.join(out, figures, "samples.npy"), fake["samples"][:64])  # the figure's grid
         row["sampling"][label].update(measure.quality(fake, evaluator["test"], evaluator["extractor"]))
     if latents.has_latent(model):
         row["latent_dims"] = int(np.prod(model.latent_shape))
         row["ppl"] = latents.path_length(model, variables, evaluator["extractor"], jax.random.fold_in(key, 2),
                                          num_paths=cfg.ppl_paths)
         row["probe_accuracy"] = latents.probe(model, variables, dataset, steps=cfg.probe_steps)
-        np.savez(os.path.join(run_dir, "property_strips.npz"),
+        np.savez(os.path.join(out, figures, "strips.npz"),
                  **latents.latent_strips(model, variables, jax.random.fold_in(key, 3)))
     row["measure_seconds"] = time.perf_counter() - t0
     return row
 
 
 def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: str, seed: int, run_dir: str,
-               data_dir) -> dict:
+               data_dir, out: str) -> dict:
     fam = family(name)
     try:
         results = train_family(train_command, name, f"toy2d/{dataset_name}", cfg.point_sets.get(name, {}), seed,
@@ -173,14 +175,15 @@ def _point_run(cfg: PropertiesConfig, train_command, name: str, dataset_name: st
     default = next(iter(fam.samplers.values()))
     points = np.asarray(jax.device_get(jax.jit(lambda v, k: model.sample(v, k, cfg.point_samples, **default))(
         variables, jax.random.key(seed))), np.float64)
-    np.save(os.path.join(run_dir, "property_points.npy"), points)
+    figures = new_figure_data_dir(out, dataset_name, name, seed)
+    np.save(os.path.join(out, figures, "points.npy"), points)
     finite = np.all(np.isfinite(points), axis=1)  # a non-finite sample covers no mode and is not high quality
     distances = toy2d.mode_distances(dataset_name, points[finite] if finite.any() else np.zeros((1, 2)))
     modes = mode_coverage(distances) if finite.any() else {"modes_covered": 0, "num_modes": distances.shape[1],
                                                            "high_quality": 0.0}
     row = {"family": name, "dataset": dataset_name, "seed": seed, "diverged": False, "run_dir": run_dir,
-           "sets": cfg.point_sets.get(name, {}), "modes_covered": modes["modes_covered"], "num_modes": modes["num_modes"],
-           "high_quality": modes["high_quality"] * finite.mean(), "non_finite_samples": int((~finite).sum()),
+           "sets": cfg.point_sets.get(name, {}), "figure_data": figures, "modes_covered": modes["modes_covered"],
+           "num_modes": modes["num_modes"], "high_quality": modes["high_quality"] * finite.mean(), "non_finite_samples": int((~finite).sum()),
            "test_nll_nats": results.get("test_nll_nats")}
     if results.get("test_nll_nats") is not None and toy2d.has_density(dataset_name):
         test = dataset.read("test")[dataset.spec.data_key]
@@ -248,7 +251,7 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
                 continue
             _say(f"{cfg.dataset}: {name}, seed {seed}")
             run_dir = os.path.join(os.path.abspath(workdir), cfg.dataset, f"{name}_s{seed}")
-            runs[tag] = _image_run(cfg, train_command, name, seed, run_dir, data_dir, evaluator)
+            runs[tag] = _image_run(cfg, train_command, name, seed, run_dir, data_dir, evaluator, out)
             save()
         for dataset_name in cfg.point_datasets:
             for name in cfg.point_families:
@@ -257,7 +260,8 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
                     continue
                 _say(f"toy2d/{dataset_name}: {name}, seed {seed}")
                 points[tag] = _point_run(cfg, train_command, name, dataset_name, seed,
-                                         os.path.join(os.path.abspath(workdir), dataset_name, f"{name}_s{seed}"), data_dir)
+                                         os.path.join(os.path.abspath(workdir), dataset_name, f"{name}_s{seed}"), data_dir,
+                                         out)
                 save()
     return results
 
