@@ -81,7 +81,8 @@ FAMILIES = {f.name: f for f in (
     Family("score_sde", "diffusion", "bound", {"pc": {"sampler": "pc"}, "ode": {"sampler": "ode"}}, "ode",
            _DIFFUSION),
     Family("ncsn", "diffusion", "none", {"annealed langevin": {}}, "none", _DIFFUSION),
-    Family("ebm", "EBM", "none", {"langevin": {}}, "none", _EBM),
+    # fresh chains from noise, and chains continued from the replay buffer (as Du & Mordatch sample)
+    Family("ebm", "EBM", "none", {"langevin": {}, "langevin, buffer": {"from_buffer": True}}, "none", _EBM),
     Family("dcgan", "GAN", "none", _GAN_SAMPLERS, "prior", _GAN),
     Family("wgan_gp", "GAN", "none", _GAN_SAMPLERS, "prior", _GAN),
     Family("sngan", "GAN", "none", _GAN_SAMPLERS, "prior", _GAN),
