@@ -40,3 +40,25 @@ def _counted(model, kwargs) -> int:
 ])
 def test_network_evaluations_match_a_direct_count(name, model, kwargs):
     assert network_evaluations(name, model, kwargs) == _counted(model, kwargs)
+
+
+@pytest.mark.parametrize("config", ["cpu", "gpu"])
+def test_every_config_builds_each_family_on_its_data(config, data_dir):
+    """Each (family, settings) of a config is accepted by its model on the data it trains on (a setting a
+    family refuses, e.g. the VAE's image likelihood on points, would stop the table hours in)."""
+    from gm_jax.cli._common import model_entry, split_overrides
+    from gm_jax.data import load_dataset
+    from gm_jax.models import override
+    from gm_jax.properties.config import CONFIGS
+    from gm_jax.train import TrainConfig
+
+    cfg = CONFIGS[config]
+    for dataset_name, names, sets in ([cfg.dataset], cfg.families, cfg.sets), \
+            ([f"toy2d/{d}" for d in cfg.point_datasets], cfg.point_families, cfg.point_sets):
+        for dataset in dataset_name:
+            spec = load_dataset(dataset, data_dir).spec
+            for name in names:
+                config_cls, model_cls = model_entry(name)
+                model_sets, train_sets = split_overrides(sets.get(name, {}), config_cls, TrainConfig)
+                model_cls(override(config_cls(), model_sets), spec)  # as `gm-jax train` builds it
+                override(TrainConfig(**getattr(model_cls, "default_train", {})), train_sets)
