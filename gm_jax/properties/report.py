@@ -16,7 +16,7 @@ from gm_jax.properties.summary import mean as _mean
 from gm_jax.properties.summary import stats as _stats
 from gm_jax.properties.summary import summarise
 
-__all__ = ["verdicts", "RULES", "RELATIVE", "main_table", "compact_table", "run_time", "samplers_table", "claims_table", "points_table", "write_report"]
+__all__ = ["verdicts", "RULES", "RELATIVE", "main_table", "compact_table", "settings_list", "run_time", "samplers_table", "claims_table", "points_table", "write_report"]
 
 # How a measurement becomes a yes / no (each rule reads the family's summary and the reference row).
 RULES = {
@@ -182,6 +182,20 @@ def points_table(results: dict) -> str:
         total = ok[0]["num_modes"] if ok else "-"
         lines.append(f"| {dataset} | {name} | {_fmt(modes, 2)} / {total} | {_fmt(_stats([r['high_quality'] for r in ok]))} "
                      f"| {_fmt(_stats([r.get('nll_gap_nats') for r in ok]))} | {len(rs) - len(ok)}/{len(rs)} |")
+    return "\n".join(lines)
+
+
+def settings_list(results: dict) -> str:
+    """One Markdown line per image family: the settings its runs were trained with (beyond the model's
+    defaults), as the rows record them, and its training time."""
+    summary, lines = summarise(results), []
+    for name in FAMILIES:
+        rows = [r for r in results.get("runs", {}).values() if r["family"] == name]
+        if not rows:
+            continue
+        sets = {k: v for k, v in rows[0].get("sets", {}).items() if k not in ("log_every", "checkpoint_every")}
+        text = ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "the model's defaults"
+        lines.append(f"- `{name}`: {text}; {_fmt(summary[name]['train_seconds'])} s of training")
     return "\n".join(lines)
 
 
