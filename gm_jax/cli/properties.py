@@ -16,7 +16,9 @@ def add_properties_parser(sub, build_parser) -> None:
 
     p = sub.add_parser("properties", help="train every family under one protocol and measure the property table")
     p.add_argument("--config", default="quick", choices=sorted(CONFIGS),
-                   help="quick: a smoke run of four families (default: %(default)s)")
+                   help="quick: a smoke run of four families in about a minute; cpu: every family, 3 seeds, "
+                        "budgets for 2 CPU cores (about an hour a seed); gpu: every model's own defaults "
+                        "(default: %(default)s)")
     p.add_argument("--workdir", help="where the runs train (default: runs/properties_CONFIG)")
     p.add_argument("--out", help="properties.json, properties.md and the figures (default: the --workdir)")
     p.add_argument("--families", help="comma-separated subset of the config's image families; the toy2d runs "
@@ -36,6 +38,8 @@ def _subset(cfg, field: str, text: str | None, convert=str):
     except ValueError:
         raise GMJaxError(f"--{field} {text}: expected comma-separated integers") from None
     unknown = [v for v in chosen if v not in getattr(cfg, field)]
+    if len(set(chosen)) != len(chosen):
+        raise GMJaxError(f"--{field} {text}: name each at most once")
     if unknown or not chosen:
         raise GMJaxError(f"--{field} {text}: choose from the config's {', '.join(map(str, getattr(cfg, field)))}")
     changes = {field: chosen}

@@ -29,7 +29,7 @@ from gm_jax.metrics import domain, extract
 from gm_jax.metrics.coverage import mode_coverage
 from gm_jax.properties import latents, measure
 from gm_jax.properties.config import PropertiesConfig
-from gm_jax.properties.families import family
+from gm_jax.properties.families import FAMILIES, family
 from gm_jax.properties.figures import new_figure_data_dir
 from gm_jax.train import eval_variables, restore_state
 from gm_jax.train.loop import TrainingDiverged, write_json
@@ -51,11 +51,32 @@ def read_results(out: str) -> dict:
     try:
         with open(path) as f:
             results = json.load(f)
-        if not isinstance(results, dict) or not {"config", "evaluator", "reference"} <= set(results):
-            raise ValueError
+        problem = _results_problem(results)
     except (ValueError, UnicodeDecodeError):
-        raise GMJaxError(f"{path} is not a property-table results file; move it away and run again") from None
+        problem = "not JSON"
+    if problem:
+        raise GMJaxError(f"{path} is not a property-table results file ({problem}); move it away and run again")
     return results
+
+
+def _results_problem(results) -> str | None:
+    """What makes ``results`` unreadable as properties.json (its structure; the numbers are the writer's), or None."""
+    if not isinstance(results, dict) or not {"config", "evaluator", "reference"} <= set(results):
+        return "it lacks config, evaluator or reference"
+    if not isinstance(results["config"], dict) or not isinstance(results["config"].get("name"), str):
+        return "config has no name"
+    for group, needs in (("runs", ("family", "seed", "diverged")), ("points", ("family", "dataset", "seed", "diverged"))):
+        rows = results.get(group, {})
+        if not isinstance(rows, dict):
+            return f"{group} is not a mapping"
+        for tag, row in rows.items():
+            if not isinstance(row, dict) or not set(needs) <= set(row):
+                return f"{group} row {tag} lacks {', '.join(needs)}"
+            if row["family"] not in FAMILIES:
+                return f"{group} row {tag} names an unknown family '{row['family']}'"
+            if group == "runs" and not row["diverged"] and not isinstance(row.get("sampling"), dict):
+                return f"runs row {tag} has no sampling measurements"
+    return None
 
 
 def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, workdir: str) -> dict:
@@ -66,11 +87,17 @@ def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, 
         argv += ["--set", f"{field}={value}"]
     results_path, sets_path = os.path.join(workdir, "results.json"), os.path.join(workdir, SETS_FILE)
     if os.path.isfile(sets_path):
-        with open(sets_path) as f:
-            trained_with = json.load(f)
+        try:
+            with open(sets_path) as f:
+                trained_with = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            raise GMJaxError(f"{sets_path} is unreadable; remove {workdir} or use another --workdir") from None
         if trained_with != sets:
             raise GMJaxError(f"{workdir} was trained with other settings ({_settings(trained_with)}) than the "
                              f"config's ({_settings(sets)}); remove it or use another --workdir")
+    elif os.path.isfile(results_path):  # a finished run the table did not train: its settings are unknown
+        raise GMJaxError(f"{workdir} holds a run the property table did not train (no {SETS_FILE}); remove it or "
+                         f"use another --workdir")
     if os.path.isfile(results_path):
         with open(results_path) as f:
             return json.load(f)
@@ -85,11 +112,17 @@ def _settings(sets: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "the model's defaults"
 
 
-def _check_row(out: str, tag: str, row: dict, sets: dict) -> None:
-    """A finished row is reused only if it was measured with the config's settings."""
-    if "sets" in row and row["sets"] != sets:
-        raise GMJaxError(f"{os.path.join(out, RESULTS_FILE)}: {tag} was measured with other settings "
-                         f"({_settings(row['sets'])}) than the config's ({_settings(sets)}); use another --out")
+def check_rows(out: str, results: dict, cfg: PropertiesConfig) -> None:
+    """A finished row of a family this config measures is reused only if it was measured with the config's
+    settings (a row never mixes into a table it was not measured for); rows of families left out of the
+    command are kept as they are."""
+    for group, families, sets in (("runs", cfg.families, cfg.sets), ("points", cfg.point_families, cfg.point_sets)):
+        for tag, row in results.get(group, {}).items():
+            wanted = sets.get(row["family"], {})
+            if row["family"] in families and "sets" in row and row["sets"] != wanted:
+                raise GMJaxError(f"{os.path.join(out, RESULTS_FILE)}: {tag} was measured with other settings "
+                                 f"({_settings(row['sets'])}) than the config's ({_settings(wanted)}); use another "
+                                 f"--out")
 
 
 def _wall_seconds(workdir: str) -> float | None:
@@ -229,10 +262,7 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
 
     results.update({"config": config_to_dict(cfg), "gm_jax_version": _version()})
     runs, points = results.setdefault("runs", {}), results.setdefault("points", {})
-    for tag, row in runs.items():  # before anything is trained: a row measured otherwise is never mixed in
-        _check_row(out, tag, row, cfg.sets.get(row["family"], {}))
-    for tag, row in points.items():
-        _check_row(out, tag, row, cfg.point_sets.get(row["family"], {}))
+    check_rows(out, results, cfg)  # before anything is trained
     save = lambda: write_json(os.path.join(out, RESULTS_FILE), results)
     evaluator, results["evaluator"] = _evaluator(cfg, out, data_dir)
     if "reference" not in results:

@@ -122,3 +122,46 @@ def test_a_run_directory_trained_with_other_settings_is_refused(tmp_path):
     with pytest.raises(GMJaxError, match="trained with other settings .steps=5. than the config's .steps=3."):
         protocol.train_family(lambda argv: pytest.fail("trained"), "vae", "digits", {"steps": "3"}, 0,
                               str(tmp_path))
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda r: r.update(config="cpu"), "config has no name"),
+    (lambda r: r.update(runs=[]), "runs is not a mapping"),
+    (lambda r: r["runs"]["vae/0"].pop("family"), "runs row vae/0 lacks family"),
+    (lambda r: r["runs"]["vae/0"].update(family="foo"), "unknown family 'foo'"),
+    (lambda r: r["runs"]["vae/0"].pop("sampling"), "runs row vae/0 has no sampling measurements"),
+])
+def test_a_damaged_results_file_is_one_line(quick_vae, tmp_path, capsys, damage, message):
+    results = json.loads((quick_vae / "o" / "properties.json").read_text())
+    damage(results)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "properties.json").write_text(json.dumps(results))
+    assert _run(tmp_path, "--families", "vae", "--report-only") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a property-table results file" in err[0] and message in err[0], err
+
+
+def test_rows_of_families_left_out_are_kept_not_refused():
+    """--families made on an --out holding a vae row measured otherwise: only rows of the measured families
+    are checked against the config's settings."""
+    import dataclasses
+
+    from gm_jax.properties.config import CONFIGS
+
+    quick = CONFIGS["quick"]
+    results = {"runs": {"vae/0": {"family": "vae", "seed": 0, "diverged": False, "sets": {"steps": "99"}}}}
+    only_made = dataclasses.replace(quick, families=("made",), sets={"made": quick.sets["made"]})
+    protocol.check_rows("o", results, only_made)
+    with pytest.raises(GMJaxError, match="vae/0 was measured with other settings"):
+        protocol.check_rows("o", results, quick)
+
+
+def test_a_finished_run_the_table_did_not_train_is_refused(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"steps": 3}))
+    with pytest.raises(GMJaxError, match="holds a run the property table did not train"):
+        protocol.train_family(lambda argv: pytest.fail("trained"), "vae", "digits", {"steps": "3"}, 0,
+                              str(tmp_path))
+    (tmp_path / protocol.SETS_FILE).write_text("{trunc")
+    with pytest.raises(GMJaxError, match="is unreadable"):
+        protocol.train_family(lambda argv: pytest.fail("trained"), "vae", "digits", {"steps": "3"}, 0,
+                              str(tmp_path))
