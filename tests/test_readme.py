@@ -57,3 +57,22 @@ def test_bring_your_own_network_examples_run_without_flax():
     code += "\nimport sys; assert not any(m.split('.')[0] == 'flax' for m in sys.modules), 'flax was imported'\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_readme_property_tables_are_those_of_the_recorded_cpu_run():
+    """Every number of the README's property table comes from the committed properties.json: the tables are
+    generated from it and must appear verbatim (and experiments/.../properties.md must be up to date)."""
+    import json
+
+    from gm_jax.properties import report
+
+    out = os.path.join(ROOT, "experiments", "properties", "results", "cpu")
+    with open(os.path.join(out, "properties.json")) as f:
+        results = json.load(f)
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    recorded = open(os.path.join(out, "properties.md")).read()
+    for table in (report.compact_table(results), report.samplers_table(results), report.settings_list(results),
+                  report.claims_table(results), report.points_table(results), report.run_time(results)):
+        assert table in readme
+    for table in (report.main_table(results), report.samplers_table(results), report.claims_table(results)):
+        assert table in recorded
