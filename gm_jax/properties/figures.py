@@ -77,11 +77,15 @@ def _with_file(rows: dict, out: str, name: str) -> dict:
     return {key: path for key, path in paths.items() if os.path.isfile(path)}
 
 
-def _sample_grids(results: dict, out: str, path: str, num_levels: int) -> bool:
+def _family_panels(results: dict, out: str, name: str):
+    """(first-seed rows, their ``name`` files, family names in table order) of the image runs that saved it."""
     first = _first_seed_rows(results.get("runs", {}))
-    files = _with_file(first, out, "samples.npy")
-    rows = {name: first[name] for name in files}
-    names = [n for n in FAMILIES if n in rows]
+    files = _with_file(first, out, name)
+    return {n: first[n] for n in files}, files, [n for n in FAMILIES if n in files]
+
+
+def _sample_grids(results: dict, out: str, path: str, num_levels: int) -> bool:
+    rows, files, names = _family_panels(results, out, "samples.npy")
     if not names:
         return False
     fig, axes = _figure(len(names))
@@ -108,10 +112,7 @@ def _strip_canvas(strips) -> np.ndarray:
 
 
 def _strips(results: dict, out: str, path: str) -> bool:
-    first = _first_seed_rows(results.get("runs", {}))
-    files = _with_file(first, out, "strips.npz")
-    rows = {name: first[name] for name in files}
-    names = [n for n in FAMILIES if n in rows]
+    rows, files, names = _family_panels(results, out, "strips.npz")
     if not names:
         return False
     fig, axes = _figure(len(names), panel=(2.4, 3.4))
