@@ -15,10 +15,10 @@ def add_properties_parser(sub, build_parser) -> None:
     from gm_jax.properties.config import CONFIGS
 
     p = sub.add_parser("properties", help="train every family under one protocol and measure the property table")
-    p.add_argument("--config", default="quick", choices=sorted(CONFIGS),
+    p.add_argument("--config", choices=sorted(CONFIGS),
                    help="quick: a smoke run of four families in about a minute; cpu: every family, 3 seeds, "
                         "budgets for 2 CPU cores (about an hour a seed); gpu: every model's own defaults "
-                        "(default: %(default)s)")
+                        "(default: quick; with --report-only, the config of --out's properties.json)")
     p.add_argument("--workdir", help="where the runs train (default: runs/properties_CONFIG)")
     p.add_argument("--out", help="properties.json, properties.md and the figures (default: the --workdir)")
     p.add_argument("--families", help="comma-separated subset of the config's image families; the toy2d runs "
@@ -53,14 +53,24 @@ def cmd_properties(args, build_parser) -> int:
     from gm_jax.properties.protocol import read_results, run_properties
     from gm_jax.train.rundir import check_writable
 
-    cfg = CONFIGS[args.config]
+    from gm_jax.data.loading import check_data_dir
+
+    cfg = CONFIGS[args.config or "quick"]
     cfg = _subset(_subset(cfg, "families", args.families), "seeds", args.seeds, int)
     workdir = args.workdir or os.path.join("runs", f"properties_{cfg.name}")
     out = args.out or workdir
+    check_data_dir(args.data_dir)
     if args.report_only:
+        if args.families or args.seeds:
+            raise GMJaxError("--report-only redraws every row of --out's properties.json; --families and --seeds "
+                             "choose what to train, so drop them")
         results = read_results(out)
         if not results.get("runs"):
             raise GMJaxError(f"{out} holds no property-table results; run `gm-jax properties --config {cfg.name}` first")
+        recorded = results["config"]["name"]
+        if args.config and args.config != recorded:
+            raise GMJaxError(f"{os.path.join(out, 'properties.json')} holds config '{recorded}', not "
+                             f"'{args.config}'; drop --config or name the --out of a {args.config} run")
     else:
         check_writable(workdir)
         check_writable(out, "--out")

@@ -132,6 +132,7 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = True) 
 
     _register_builders()
     data_dir = data_dir or default_data_dir()
+    check_data_dir(data_dir)
     if name.startswith("toy2d/"):
         from gm_jax.data import toy2d
 
@@ -165,6 +166,13 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = True) 
     with _quiet_tfds():
         splits = builder.as_data_source()
     return Dataset(spec=_spec_from_info(name, builder.info), splits=splits)
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """Raises one line if ``data_dir`` exists but is not a directory (a cache folder is made when missing)."""
+    if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise GMJaxError(f"data directory {data_dir} is a file, not a folder; pass a folder as --data-dir "
+                         "(or set GM_JAX_DATA_DIR to one)")
 
 
 def _prepared_meanwhile(name: str, data_dir: str) -> bool:

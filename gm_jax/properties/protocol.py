@@ -46,14 +46,18 @@ def _say(message: str) -> None:
 
 def read_results(out: str) -> dict:
     path = os.path.join(out, RESULTS_FILE)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return {}
+    if not os.path.isfile(path):
+        raise GMJaxError(f"{path} is not a file; move it away or use another --out")
     try:
         with open(path) as f:
             results = json.load(f)
         problem = _results_problem(results)
     except (ValueError, UnicodeDecodeError):
         problem = "not JSON"
+    except OSError as e:
+        raise GMJaxError(f"{path} cannot be read ({e.strerror}); fix its permissions or use another --out") from None
     if problem:
         raise GMJaxError(f"{path} is not a property-table results file ({problem}); move it away and run again")
     return results
@@ -85,7 +89,24 @@ def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, 
     argv = ["train", name, "--dataset", dataset, "--workdir", workdir, "--no-progress", "--set", f"seed={seed}"]
     for field, value in sets.items():
         argv += ["--set", f"{field}={value}"]
+    check_run_dir(workdir, sets)
     results_path, sets_path = os.path.join(workdir, "results.json"), os.path.join(workdir, SETS_FILE)
+    if os.path.isfile(results_path):
+        with open(results_path) as f:
+            return json.load(f)
+    with contextlib.redirect_stdout(io.StringIO()):  # the CLI's result lines; the numbers are read back below
+        train_command(argv)
+    write_json(sets_path, sets)
+    with open(results_path) as f:
+        return json.load(f)
+
+
+def check_run_dir(workdir: str, sets: dict) -> None:
+    """Raises one line unless ``workdir`` is absent, or was trained by the table with ``sets``: a run made
+    with other settings, or not by the table, is refused rather than reused."""
+    results_path, sets_path = os.path.join(workdir, "results.json"), os.path.join(workdir, SETS_FILE)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise GMJaxError(f"{workdir} is a file, not a run directory; remove it or use another --workdir")
     if os.path.isfile(sets_path):
         try:
             with open(sets_path) as f:
@@ -98,14 +119,6 @@ def train_family(train_command, name: str, dataset: str, sets: dict, seed: int, 
     elif os.path.isfile(results_path):  # a finished run the table did not train: its settings are unknown
         raise GMJaxError(f"{workdir} holds a run the property table did not train (no {SETS_FILE}); remove it or "
                          f"use another --workdir")
-    if os.path.isfile(results_path):
-        with open(results_path) as f:
-            return json.load(f)
-    with contextlib.redirect_stdout(io.StringIO()):  # the CLI's result lines; the numbers are read back below
-        train_command(argv)
-    write_json(sets_path, sets)
-    with open(results_path) as f:
-        return json.load(f)
 
 
 def _settings(sets: dict) -> str:
@@ -253,7 +266,6 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
     """Trains and measures every (family, seed) of ``cfg`` not yet in ``out/properties.json``; returns the
     results (also written there after every run). ``train_command(argv)`` runs ``gm-jax train`` with that
     argument list (the CLI passes its own, so every run is an ordinary run directory)."""
-    os.makedirs(out, exist_ok=True)
     results = read_results(out)
     if results and results.get("config", {}).get("name") != cfg.name:
         raise GMJaxError(f"{os.path.join(out, RESULTS_FILE)} holds config '{results['config'].get('name')}', not "
@@ -262,7 +274,12 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
 
     results.update({"config": config_to_dict(cfg), "gm_jax_version": _version()})
     runs, points = results.setdefault("runs", {}), results.setdefault("points", {})
-    check_rows(out, results, cfg)  # before anything is trained
+    # every refusal before anything is written: rows measured with other settings, run directories trained so
+    pending = [job for job in _jobs(cfg, workdir) if job[1] not in (runs if job[0] == "runs" else points)]
+    check_rows(out, results, cfg)
+    for _, _, _, _, _, run_dir, sets in pending:
+        check_run_dir(run_dir, sets)
+    os.makedirs(out, exist_ok=True)
     save = lambda: write_json(os.path.join(out, RESULTS_FILE), results)
     evaluator, results["evaluator"] = _evaluator(cfg, out, data_dir)
     if "reference" not in results:
@@ -274,26 +291,29 @@ def run_properties(cfg: PropertiesConfig, workdir: str, out: str, *, train_comma
             cells=cfg.memorization_cells, key=jax.random.key(0))
         results["reference"]["probe_accuracy"] = _pixel_probe(cfg, evaluator["dataset"])
         save()
-    for seed in cfg.seeds:  # seed-major: a partial table has every family once before any twice
-        for name in cfg.families:
-            tag = f"{name}/{seed}"
-            if tag in runs:
-                continue
-            _say(f"{cfg.dataset}: {name}, seed {seed}")
-            run_dir = os.path.join(os.path.abspath(workdir), cfg.dataset, f"{name}_s{seed}")
+    for group, tag, name, dataset_name, seed, run_dir, _ in pending:
+        _say(f"{dataset_name}: {name}, seed {seed}")
+        if group == "runs":
             runs[tag] = _image_run(cfg, train_command, name, seed, run_dir, data_dir, evaluator, out)
-            save()
+        else:
+            points[tag] = _point_run(cfg, train_command, name, dataset_name.split("/", 1)[1], seed, run_dir,
+                                     data_dir, out)
+        save()
+    return results
+
+
+def _jobs(cfg: PropertiesConfig, workdir: str):
+    """(group, tag, family, dataset, seed, run directory, settings) of every row of ``cfg``, seed-major: a
+    partial table has every family once before any twice."""
+    root = os.path.abspath(workdir)
+    for seed in cfg.seeds:
+        for name in cfg.families:
+            yield ("runs", f"{name}/{seed}", name, cfg.dataset, seed, os.path.join(root, cfg.dataset, f"{name}_s{seed}"),
+                   cfg.sets.get(name, {}))
         for dataset_name in cfg.point_datasets:
             for name in cfg.point_families:
-                tag = f"{dataset_name}/{name}/{seed}"
-                if tag in points:
-                    continue
-                _say(f"toy2d/{dataset_name}: {name}, seed {seed}")
-                points[tag] = _point_run(cfg, train_command, name, dataset_name, seed,
-                                         os.path.join(os.path.abspath(workdir), dataset_name, f"{name}_s{seed}"), data_dir,
-                                         out)
-                save()
-    return results
+                yield ("points", f"{dataset_name}/{name}/{seed}", name, f"toy2d/{dataset_name}", seed,
+                       os.path.join(root, dataset_name, f"{name}_s{seed}"), cfg.point_sets.get(name, {}))
 
 
 def _version() -> str:

@@ -16,7 +16,7 @@ from gm_jax.properties.summary import mean as _mean
 from gm_jax.properties.summary import stats as _stats
 from gm_jax.properties.summary import summarise
 
-__all__ = ["verdicts", "RULES", "RELATIVE", "main_table", "compact_table", "settings_list", "run_time", "samplers_table", "claims_table", "points_table", "write_report"]
+__all__ = ["verdicts", "RULES", "RELATIVE", "main_table", "compact_table", "settings_list", "run_time", "samplers_table", "claims_table", "points_table", "rules_list", "write_report"]
 
 # How a measurement becomes a yes / no (each rule reads the family's summary and the reference row).
 RULES = {
@@ -207,6 +207,11 @@ def run_time(results: dict) -> str:
             f"min of measuring, wall clock.")
 
 
+def rules_list() -> str:
+    """The rules of :data:`RULES` as a Markdown list."""
+    return "\n".join(f"- {p.replace('_', ' ')}: {rule}" for p, rule in RULES.items())
+
+
 def write_report(results: dict, out: str) -> list[str]:
     """Writes ``out/properties.md`` (the tables and the rules) and the figures; returns the paths written."""
     text = ["# The families' property table, measured", "",
@@ -215,7 +220,7 @@ def write_report(results: dict, out: str) -> list[str]:
             + run_time(results),
             "", main_table(results), "", "Every sampler:", "", samplers_table(results), "",
             "Measured verdict (common claim):", "", claims_table(results), "",
-            "Rules:", ""] + [f"- {p.replace('_', ' ')}: {rule}" for p, rule in RULES.items()]
+            "Rules:", "", rules_list()]
     measured = {row["family"] for row in results.get("runs", {}).values()}
     if measured != set(FAMILIES):
         text += ["", f"Only {len(measured)} of the {len(FAMILIES)} families are measured here: the verdicts on "

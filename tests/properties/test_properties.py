@@ -48,7 +48,7 @@ def test_quick_run_measures_every_property_of_a_family(quick_vae):
 
 def test_a_finished_run_is_not_redone_and_the_report_redraws(quick_vae, capsys):
     before = (quick_vae / "o" / "properties.json").read_text()
-    assert _run(quick_vae, "--families", "vae", "--report-only") == 0
+    assert _run(quick_vae, "--report-only") == 0
     assert (quick_vae / "o" / "properties.json").read_text() == before
     assert "| vae |" in capsys.readouterr().out
 
@@ -57,6 +57,7 @@ def test_a_finished_run_is_not_redone_and_the_report_redraws(quick_vae, capsys):
     (["--families", "glow"], "--families glow: choose from the config's"),
     (["--seeds", "x"], "expected comma-separated integers"),
     (["--report-only"], "holds no property-table results"),
+    (["--report-only", "--families", "vae"], "--families and --seeds choose what to train"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert _run(tmp_path, *extra) == 2
@@ -136,7 +137,7 @@ def test_a_damaged_results_file_is_one_line(quick_vae, tmp_path, capsys, damage,
     damage(results)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "properties.json").write_text(json.dumps(results))
-    assert _run(tmp_path, "--families", "vae", "--report-only") == 2
+    assert _run(tmp_path, "--report-only") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a property-table results file" in err[0] and message in err[0], err
 
@@ -165,3 +166,41 @@ def test_a_finished_run_the_table_did_not_train_is_refused(tmp_path):
     with pytest.raises(GMJaxError, match="is unreadable"):
         protocol.train_family(lambda argv: pytest.fail("trained"), "vae", "digits", {"steps": "3"}, 0,
                               str(tmp_path))
+
+
+def _one_line_and_nothing_written(tmp_path, capsys, message):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists() or not any(p.name != "properties.json" for p in (tmp_path / "o").iterdir())
+
+
+def test_a_run_directory_trained_otherwise_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The evaluator's classifier is not trained (nor --out made) before every pending run folder is checked."""
+    run_dir = tmp_path / "w" / "digits" / "vae_s0"
+    run_dir.mkdir(parents=True)
+    (run_dir / protocol.SETS_FILE).write_text(json.dumps({"steps": "5"}))
+    assert _run(tmp_path, "--families", "vae") == 2
+    _one_line_and_nothing_written(tmp_path, capsys, "was trained with other settings (steps=5)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert _run(tmp_path, "--families", "vae", "--data-dir", str(tmp_path / "f")) == 2
+    _one_line_and_nothing_written(tmp_path, capsys, "is a file, not a folder; pass a folder as --data-dir")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_results_path_that_is_a_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "o" / "properties.json").mkdir(parents=True)
+    assert _run(tmp_path, "--families", "vae") == 2
+    _one_line_and_nothing_written(tmp_path, capsys, "properties.json is not a file; move it away")
+
+
+def test_report_only_refuses_another_configs_results(quick_vae, tmp_path, capsys):
+    results = json.loads((quick_vae / "o" / "properties.json").read_text())
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "properties.json").write_text(json.dumps(results))
+    assert main(["properties", "--report-only", "--out", str(tmp_path / "o"), "--config", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds config 'quick', not 'cpu'" in err[0], err
