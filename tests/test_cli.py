@@ -198,3 +198,18 @@ def test_cyclegan_trains_and_translates_test_images_through_the_cli(tmp_path, ca
     capsys.readouterr()
     assert main(["sample", "--workdir", workdir, "--out", out, "--interpolate", "4"]) == 2
     assert "no latent interpolation" in _error_line(capsys)
+
+
+def test_set_routes_a_shared_name_to_the_model_and_prefixes_choose():
+    from gm_jax.cli._common import split_overrides
+    from gm_jax.errors import GMJaxError
+    from gm_jax.models import DDPMConfig
+    from gm_jax.train import TrainConfig
+
+    model, train = split_overrides({"schedule": "cosine", "train.schedule": "linear", "model.num_steps": "10",
+                                    "lr": "1e-3"}, DDPMConfig, TrainConfig)
+    assert model == {"schedule": "cosine", "num_steps": "10"} and train == {"schedule": "linear", "lr": "1e-3"}
+    for bad, words in (("model.lr", "unknown model config field 'lr'"), ("train.num_steps", "unknown training"),
+                       ("net.lr", "NAME, model.NAME or train.NAME")):
+        with pytest.raises(GMJaxError, match=words):
+            split_overrides({bad: "1"}, DDPMConfig, TrainConfig)

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workdir", help="run directory; resumes the run it holds (default: runs/MODEL_DATASET)")
     t.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (repeatable; default: none; fields: `gm-jax config MODEL`)")
+                   help="override a config field, NAME or model.NAME / train.NAME when both configs have NAME (repeatable; "
+                        "default: none; fields: `gm-jax config MODEL`)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     t.set_defaults(fn=cmd_train)
 

@@ -29,20 +29,26 @@ def parse_sets(items) -> dict[str, str]:
 
 
 def split_overrides(sets: dict, model_cls, train_cls):
-    """Routes each ``--set`` field to the model config or the train config (their names are disjoint)."""
+    """Routes each ``--set`` field to the model config or the train config. A name both configs have (ddpm's
+    beta ``schedule`` and the learning-rate ``schedule``) goes to the model's; ``model.NAME`` and
+    ``train.NAME`` route explicitly."""
     import dataclasses
 
     model_fields = {f.name for f in dataclasses.fields(model_cls)}
     train_fields = {f.name for f in dataclasses.fields(train_cls)}
     model_sets, train_sets = {}, {}
     for k, v in sets.items():
-        if k in model_fields:
-            model_sets[k] = v
-        elif k in train_fields:
-            train_sets[k] = v
+        prefix, _, name = k.rpartition(".")
+        if prefix not in ("", "model", "train"):
+            raise GMJaxError(f"--set {k}: a field is NAME, model.NAME or train.NAME")
+        if name in model_fields and prefix != "train":
+            model_sets[name] = v
+        elif name in train_fields and prefix != "model":
+            train_sets[name] = v
         else:
-            raise GMJaxError(f"unknown config field '{k}'; model fields: {', '.join(sorted(model_fields))}; "
-                             f"training fields: {', '.join(sorted(train_fields))}")
+            where = {"model": "model", "train": "training"}.get(prefix)
+            raise GMJaxError(f"unknown {where + ' ' if where else ''}config field '{name}'; model fields: "
+                             f"{', '.join(sorted(model_fields))}; training fields: {', '.join(sorted(train_fields))}")
     return model_sets, train_sets
 
 

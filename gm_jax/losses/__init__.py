@@ -13,11 +13,11 @@ from gm_jax.losses.elbo import elbo, iwae_bound
 from gm_jax.losses.energy import contrastive_divergence_loss
 from gm_jax.losses.likelihood import bits_per_dim, nll, uniform_nll_nats
 from gm_jax.losses.score_matching import ddpm_loss, dsm_loss, sde_dsm_loss
-from gm_jax.losses.vlb import VLBUnits, diffusion_vlb, hybrid_loss, prior_kl, vlb_term
+from gm_jax.losses.vlb import VLBUnits, diffusion_vlb, hybrid_loss, prior_kl, stratified_timesteps, vlb_term
 
 __all__ = [
     "elbo", "iwae_bound", "bits_per_dim", "nll", "uniform_nll_nats",
-    "ddpm_loss", "dsm_loss", "sde_dsm_loss", "diffusion_vlb", "hybrid_loss", "prior_kl", "vlb_term", "VLBUnits",
+    "ddpm_loss", "dsm_loss", "sde_dsm_loss", "diffusion_vlb", "hybrid_loss", "prior_kl", "stratified_timesteps", "vlb_term", "VLBUnits",
     "contrastive_divergence_loss",
     "GAN_LOSSES", "GANLoss", "discriminator_loss", "generator_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
     "weight_clip", "cycle_consistency_loss", "identity_loss",

@@ -51,8 +51,9 @@ class DDPMConfig(DenoiserNetConfig):
     ``label_dropout`` for classifier-free guidance at scale ``guidance``.
     Sampling: ``sampler`` ddpm | ddim with ``sample_steps`` (ddim; 0 = all), ``eta`` and
     ``timestep_spacing`` (ddim; see :func:`gm_jax.samplers.ddim_timesteps`); images clip the predicted x_0
-    to [-1, 1]. Evaluation: an unbiased estimate of the bound from ``eval_timesteps`` sampled steps (default
-    50: the digits test set in ~25 s on 2 CPU cores), or the bound summed over all steps with
+    to [-1, 1]. Evaluation: an unbiased estimate of the bound from ``eval_timesteps`` stratified steps and the
+    exact decoder term (default 50: the digits test set in ~25 s on 2 CPU cores;
+    :func:`gm_jax.losses.diffusion_vlb`), or the bound summed over all steps with
     ``eval_timesteps=0`` (Ho et al.'s number; 20x slower at T = 1000).
     """
 
@@ -74,7 +75,7 @@ class DDPMConfig(DenoiserNetConfig):
     timestep_spacing: TimestepSpacing = hparam(
         "uniform", "ddim timestep selection (gm_jax.samplers.ddim_timesteps)", inference=True)
     eval_timesteps: int = hparam(
-        50, "test bound from this many sampled steps (unbiased), or over all steps (0)", inference=True)
+        50, "test bound from this many stratified steps plus L_0 (unbiased), or over all steps (0)", inference=True)
 
     def validate(self):
         self.validate_network()

@@ -74,7 +74,7 @@ class GANConfig(Config):
     lr_discriminator: float = hparam(2e-4, "discriminator Adam learning rate (TTUR when it differs)")
     b1: float = hparam(0.5, "Adam beta1 of both players")
     b2: float = hparam(0.999, "Adam beta2 of both players")
-    architecture: Architecture = hparam("dcgan", "image networks: dcgan, resnet (spectral-norm critic) or style")
+    architecture: Architecture = hparam("dcgan", "image networks: dcgan, resnet (critic spectral-normed unless a penalty is set) or style")
     width: int = hparam(64, "channels of the image networks")
     mapping_layers: int = hparam(4, "mapping-network layers (architecture=style)")
     hidden: tuple[int, ...] = hparam((128, 128, 128), "MLP widths of both players (points)")
@@ -298,8 +298,10 @@ def _networks(config: GANConfig, spec: DataSpec, num_classes):
         return (DCGANGenerator(shape, width, num_classes=num_classes, dtype=dt),
                 DCGANDiscriminator(width, norm="none", num_classes=num_classes, dtype=dt))
     if config.architecture == "resnet":
+        # Spectral norm (Miyato et al.) or a gradient penalty bounds the critic's slope, not both: WGAN-GP's
+        # ResNet critic (Gulrajani et al. 2017, gan_cifar_resnet.py) has no normalisation.
         return (ResNetGenerator(shape, width, num_classes=num_classes, dtype=dt),
-                ResNetDiscriminator(width, spectral_norm=True, num_classes=num_classes, dtype=dt))
+                ResNetDiscriminator(width, spectral_norm=config.penalty == "none", num_classes=num_classes, dtype=dt))
     # style: Karras et al. pair their generator with a residual critic under R1 (no spectral norm).
     return (StyleGenerator(shape, width, mapping_layers=config.mapping_layers, num_classes=num_classes, dtype=dt),
             ResNetDiscriminator(width, spectral_norm=False, num_classes=num_classes, dtype=dt))

@@ -36,6 +36,7 @@ class TrainConfig(Config):
     grad_clip: float = hparam(0.0, "> 0: clip the global gradient norm to this")
     weight_clip: float = hparam(0.0, "> 0: project the parameters into [-c, c] after each update (WGAN critic)")
     ema_decay: float = hparam(0.0, "> 0: EMA of the parameters, used for sampling and evaluation")
+    hflip: bool = hparam(False, "mirror each training image left-right with probability 1/2 (images only)")
     seed: int = hparam(0, "random seed of initialisation, data order and sampling")
     log_every: int = hparam(100, "steps between records of metrics.jsonl")
     checkpoint_every: int = hparam(1000, "steps between checkpoints")

@@ -41,7 +41,8 @@ def make_optimizers(model, cfg: TrainConfig) -> dict:
     """One optax optimizer per parameter group; a model may override TrainConfig fields per group
     through ``group_train_overrides = {group: {"lr": ...}}`` (e.g. TTUR learning rates)."""
     overrides = getattr(model, "group_train_overrides", {})
-    return {group or ALL: make_optimizer(cfg, **overrides.get(group, {})) for group, _ in param_groups(model)}
+    return {group or ALL: make_optimizer(cfg, updates_per_step=repeats, **overrides.get(group, {}))
+            for group, repeats in param_groups(model)}
 
 
 def eval_variables(state: TrainState) -> dict:
@@ -211,12 +212,14 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     if jax.process_index() == 0:
         RunLock.check_free(workdir)
     spec = dataset.spec
+    if cfg.hflip and spec.kind != "image":
+        raise GMJaxError(f"hflip=true flips images; {spec.name} holds {spec.kind}: drop --set hflip=true")
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg.keep_checkpoints)
     state, start, damaged = _resume(model, dataset, cfg, workdir, ckpt, initial_state(model, dataset, cfg, mesh), meta)
     feeder = _Feeder(dataset, cfg, mesh)
     feeder.indices(start)  # checks batch_size against the data now, before anything is written
-    step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay)
+    step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay, hflip=cfg.hflip)
     metric_shapes = _metric_shapes(step, cfg, state, dataset)
     run_step = _compile_step(step, mesh, feeder)
     zeros = lambda: parallel.put_replicated(

@@ -13,8 +13,20 @@ from gm_jax.train.config import TrainConfig
 __all__ = ["learning_rate_schedule", "make_optimizer", "project_params_to_box"]
 
 
-def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
-    """Linear warm-up from 0 over ``warmup_steps``, then constant / cosine / linear decay until ``steps``."""
+def learning_rate_schedule(cfg: TrainConfig, *, updates_per_step: int = 1) -> optax.Schedule:
+    """Linear warm-up from 0 over ``warmup_steps``, then constant / cosine / linear decay until ``steps``.
+
+    The schedule is a function of the training step. A parameter group updated ``updates_per_step`` times a
+    step (a critic's n_critic updates) counts updates, so its update u is at step u // updates_per_step:
+    otherwise its warm-up and decay would run n times too fast (the critic's lr at 0 from step/n on).
+    """
+    per_step = _step_schedule(cfg)
+    if updates_per_step == 1:
+        return per_step
+    return lambda count: per_step(count // updates_per_step)
+
+
+def _step_schedule(cfg: TrainConfig) -> optax.Schedule:
     decay_steps = max(cfg.steps - cfg.warmup_steps, 1)
     end = cfg.lr * cfg.final_lr_ratio
     after = {
@@ -27,10 +39,11 @@ def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps), after], [cfg.warmup_steps])
 
 
-def make_optimizer(cfg: TrainConfig, **overrides) -> optax.GradientTransformation:
-    """The configured optimizer, with optional per-group ``overrides`` of TrainConfig fields (e.g. lr)."""
+def make_optimizer(cfg: TrainConfig, *, updates_per_step: int = 1, **overrides) -> optax.GradientTransformation:
+    """The configured optimizer, with optional per-group ``overrides`` of TrainConfig fields (e.g. lr), for a
+    group updated ``updates_per_step`` times a step (:func:`learning_rate_schedule`)."""
     cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
-    lr = learning_rate_schedule(cfg)
+    lr = learning_rate_schedule(cfg, updates_per_step=updates_per_step)
     base = {
         "adam": lambda: optax.adam(lr, b1=cfg.b1, b2=cfg.b2),
         "adamw": lambda: optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay),

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gm_jax.data.augment import random_hflip
 from gm_jax.models.base import param_groups
 
 __all__ = ["TrainState", "init_train_state", "make_train_step", "ema_decay_at", "ALL"]
@@ -70,8 +71,12 @@ def ema_decay_at(step, decay: float):
     return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def make_train_step(model, optimizers: dict, ema_decay: float = 0.0):
+def make_train_step(model, optimizers: dict, ema_decay: float = 0.0, *, hflip: bool = False):
     """Returns ``train_step(state, batch) -> (state, metrics)``, pure and jittable.
+
+    ``hflip`` mirrors each training image with probability 1/2 (:func:`gm_jax.data.random_hflip`) before
+    every group's update sees the batch; its key is folded apart from the groups' keys, so turning it on
+    leaves the rest of a run's randomness as it was.
 
     Non-finite losses or gradients skip the update (so parameters stay the last good ones) and record
     ``first_bad_step``; the loop turns that into a clear stop.
@@ -105,6 +110,9 @@ def make_train_step(model, optimizers: dict, ema_decay: float = 0.0):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         params, opt_state, model_state = state.params, state.opt_state, state.model_state
         all_metrics, finite = {}, jnp.array(True)
+        if hflip:
+            data_key = model.spec.data_key
+            batch = {**batch, data_key: random_hflip(batch[data_key], jax.random.fold_in(key, len(groups)))}
         for gi, (group, repeats) in enumerate(groups):
             keys = jax.random.split(jax.random.fold_in(key, gi), repeats)
             if repeats == 1:

@@ -148,3 +148,22 @@ def test_toy2d_training_points_cover_every_mode_and_a_collapse_covers_one(name, 
         collapsed = 1.5 * np.stack([np.cos(angle), np.sin(angle)], -1) + rng.normal(size=(500, 2)) * 0.02
     got = mode_coverage(toy2d.mode_distances(name, collapsed))
     assert got["modes_covered"] == 1 and got["per_mode"][2] == 500 and got["high_quality"] == 1.0
+
+
+def test_random_hflip_mirrors_each_image_or_keeps_it():
+    import jax
+    import jax.numpy as jnp
+
+    from gm_jax.data import random_hflip
+
+    x = jax.random.randint(jax.random.key(0), (400, 4, 5, 3), 0, 256).astype(jnp.uint8)
+    y = random_hflip(x, jax.random.key(1))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    kept = np.all(np.asarray(y == x), axis=(1, 2, 3))
+    flipped = np.all(np.asarray(y == x[:, :, ::-1]), axis=(1, 2, 3))
+    assert np.all(kept ^ flipped)  # every image is one or the other (random images are never symmetric)
+    assert 150 < flipped.sum() < 250  # about half: Binomial(400, 1/2) is 200 +- 10
+    assert not np.array_equal(flipped, np.all(np.asarray(random_hflip(x, jax.random.key(2)) == x[:, :, ::-1]),
+                                                     axis=(1, 2, 3)))  # the key decides
+    with pytest.raises(GMJaxError, match=r"\[B, H, W, C\]"):
+        random_hflip(jnp.zeros((4, 2)), jax.random.key(0))

@@ -143,3 +143,13 @@ def test_sample_and_interpolate_shapes_and_endpoints(gaussians):
     np.testing.assert_allclose(path[-1], g(z1), atol=1e-5)
     with pytest.raises(GMJaxError, match="unknown interpolation"):
         model.interpolate(v, jax.random.key(2), 2, method="cubic")
+
+
+@pytest.mark.parametrize("penalty, normalised", [("none", True), ("gp", False)])
+def test_resnet_critic_is_spectral_normed_only_without_a_penalty(digits, penalty, normalised):
+    """SNGAN's ResNet critic is spectrally normalised; WGAN-GP's (a gradient penalty) is not normalised."""
+    model = GAN(WGANGPConfig(architecture="resnet", width=8, penalty=penalty), digits.spec)
+    example = {"image": jnp.zeros((2, 8, 8, 1), jnp.int32), "label": jnp.zeros((2,), jnp.int32)}
+    state = jax.eval_shape(model.init, jax.random.key(0), example)["state"]
+    paths = ["/".join(str(getattr(k, "key", k)) for k in p) for p, _ in jax.tree_util.tree_leaves_with_path(state)]
+    assert any(p.startswith("discriminator/") and p.endswith("/u") for p in paths) == normalised

@@ -13,7 +13,7 @@ import pytest
 from jax.scipy.stats import multivariate_normal as mvn
 
 from gm_jax.errors import GMJaxError
-from gm_jax.losses import ddpm_loss, diffusion_vlb, dsm_loss, hybrid_loss
+from gm_jax.losses import ddpm_loss, diffusion_vlb, dsm_loss, hybrid_loss, stratified_timesteps
 from gm_jax.processes import eps_from_prediction, linear_beta_schedule, make_schedule, p_mean_variance
 from gm_jax.samplers import ddim_encode, ddim_sample, ddim_timesteps, ddpm_sample, guided_eps_fn
 
@@ -140,6 +140,37 @@ def test_vlb_of_exact_model_equals_log_density():
     full, sampled = vlb(x0, jax.random.key(10), learned_fn, "learned"), vlb_sampled(x0, jax.random.key(11))
     diff = sampled - full
     assert abs(float(diff.mean())) < 4 * float(diff.std()) / np.sqrt(diff.shape[0]) + 1e-3
+
+
+def test_stratified_timesteps_cover_one_to_T_minus_one():
+    # n = T - 1 strata of one step each: every example gets every step 1..T-1 exactly once, weight 1
+    ts, w = stratified_timesteps(jax.random.key(0), 10, 50, 3)
+    assert ts.shape == (9, 3) and np.array_equal(np.asarray(ts), np.repeat(np.arange(1, 10)[:, None], 3, 1))
+    assert np.array_equal(np.asarray(w), np.ones(9))
+    # n = 4 strata of 1..99: weights are the strata sizes, each draw inside its stratum, and the weighted
+    # sum is unbiased for sum_t f(t)
+    ts, w = stratified_timesteps(jax.random.key(1), 100, 4, 20000)
+    ts, w = np.asarray(ts), np.asarray(w)
+    assert w.sum() == 99 and ts.min() >= 1 and ts.max() <= 99
+    edges = np.concatenate([[1], 1 + np.cumsum(w)]).astype(int)
+    assert all(((ts[j] >= edges[j]) & (ts[j] < edges[j + 1])).all() for j in range(4))
+    f = lambda t: np.sin(t / 7.0) + t**2 / 1e3
+    est = (w[:, None] * f(ts)).sum(0)
+    assert abs(est.mean() - f(np.arange(1, 100)).sum()) < 4 * est.std() / np.sqrt(est.shape[0])
+
+
+def test_sampled_vlb_always_includes_the_decoder_term():
+    """The sampled bound computes L_0 for every example: a network that is wrong only at t = 0 raises every
+    example's estimate, not just those whose uniform draws happen to hit t = 0 (which moved a 2-D test-set
+    mean by a nat)."""
+    x0 = jax.random.normal(jax.random.key(2), (64, 2))
+
+    def bad_at_zero(x, t):
+        return jnp.where((t == 0)[:, None], 100.0, 0.0) * jnp.ones_like(x)
+
+    good, bad = (diffusion_vlb(f, SCHEDULE, x0, jax.random.key(3), num_levels=None, num_timesteps=2)
+                 for f in (lambda x, t: jnp.zeros_like(x), bad_at_zero))
+    assert bool(jnp.all(bad - good > 1e3)), np.asarray(bad - good)
 
 
 def test_learned_variance_ends_and_hybrid_gradient():

@@ -1,0 +1,70 @@
+"""NCSN on CIFAR-10: Song & Ermon (2019), "Generative Modeling by Estimating Gradients of the Data
+Distribution", NeurIPS.
+
+Sources: the paper (sec. 4-5, appendix B) and its official code, ermongroup/ncsn (``configs/anneal.yml``
+with its CIFAR-10 lines; ``runners/anneal_runner.py``). The official code models images in [0, 1]; gm-jax
+models them in [-1, 1], twice the scale, so every noise level is doubled and the Langevin step size
+epsilon multiplied by 4: the chain is the same chain, rescaled.
+"""
+
+from __future__ import annotations
+
+from experiments.ddpm_cifar10.config import INCEPTION_50K
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
+
+PAPER = "Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution"
+CONFIG = "ermongroup/ncsn configs/anneal.yml (CIFAR-10 lines)"
+
+RECIPE = Recipe(
+    name="ncsn_cifar10",
+    paper=PAPER,
+    model="ncsn",
+    dataset="cifar10",
+    spec=CIFAR10,
+    model_sets={
+        "channels": Setting("128", f"{CONFIG}: ngf 128 (the RefineNet's width; see the differences)"),
+        "channel_mult": Setting("1,2,2,2", "gm-jax: the DDPM U-Net's CIFAR-10 levels in place of the RefineNet"),
+        "num_res_blocks": Setting("2", "gm-jax: the DDPM U-Net's CIFAR-10 blocks in place of the RefineNet"),
+        "attention_resolutions": Setting("16", "gm-jax: the DDPM U-Net's CIFAR-10 attention"),
+        "dropout": Setting("0", "the paper uses no dropout"),
+        "num_scales": Setting("10", "sec. 5: L = 10"),
+        "sigma_max": Setting("2.0", f"sec. 5: sigma_1 = 1 on [0, 1] images ({CONFIG}: sigma_begin 1), x2 for [-1, 1]"),
+        "sigma_min": Setting("0.02", f"sec. 5: sigma_L = 0.01 on [0, 1] ({CONFIG}: sigma_end 0.01), x2 for [-1, 1]"),
+        "steps_per_sigma": Setting("100", "sec. 5: T = 100 Langevin steps per noise level"),
+        "step_lr": Setting("8e-5", "sec. 5: epsilon = 2e-5 on [0, 1] images, x4 for [-1, 1]"),
+        "denoise": Setting("false", "Algorithm 1 ends with the last Langevin step (no final denoising)"),
+    },
+    train_sets={
+        "steps": Setting("200000", f"appendix B.1; {CONFIG}: n_iters 200001"),
+        "batch_size": Setting("128", f"{CONFIG}: batch_size 128"),
+        "optimizer": Setting("adam", f"{CONFIG}: optimizer Adam, beta1 0.9, no weight decay"),
+        "lr": Setting("1e-3", f"{CONFIG}: lr 0.001"),
+        "warmup_steps": Setting("0", "runners/anneal_runner.py: no warm-up"),
+        "grad_clip": Setting("0", "runners/anneal_runner.py: no gradient clipping"),
+        "ema_decay": Setting("0", "NCSN v1 uses no EMA (introduced in NCSNv2, Song & Ermon 2020)"),
+        "hflip": Setting("true", f"{CONFIG}: random_flip true"),
+        "checkpoint_every": Setting("5000", f"{CONFIG}: snapshot_freq 5000"),
+        "log_every": Setting("1000", "gm-jax: logging (not a paper setting)"),
+    },
+    evaluations=(
+        Evaluation("samples", "fid,is", INCEPTION_50K + ("--sampler", "langevin"),
+                   "Table 1: 50k annealed-Langevin samples; FID against the training set"),
+    ),
+    published=(
+        Published("Inception score", "samples", "is_mean", 8.87, "Table 1 [S][P] (8.87 +- 0.12)"),
+        Published("FID (50k, train set)", "samples", "fid", 25.32, "Table 1 [S][P]"),
+    ),
+    deviations=(
+        "network: the paper's RefineNet with dilated convolutions and conditional instance norm "
+        "(models/cond_refinenet_dilated.py) is not in gm-jax yet; the recipe uses the DDPM U-Net at the same "
+        "base width, conditioned on the noise level by its time embedding",
+        "initial state: the official sampler starts from uniform noise in [0, 1]; gm-jax starts from "
+        "N(0, sigma_1^2 I)",
+    ),
+)
+
+CONFIGS = {
+    "paper": RECIPE,
+    "smoke": smoke(RECIPE, {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
+                            "num_scales": "3", "steps_per_sigma": "2"}),
+}

@@ -1,0 +1,334 @@
+"""Paper recipes (issue 16): one model on one dataset with every setting the paper fixes, each beside its
+source, and the paper's evaluation protocol.
+
+A recipe is data (:class:`Recipe`); its folder ``experiments/<method>_<dataset>/`` holds ``config.py``
+(``CONFIGS``: ``paper`` and a ``smoke`` config of the same code path), ``__main__.py`` (calls :func:`main`)
+and a README with the paper's numbers beside ours. A recipe runs the library's own commands, so its run
+directory is an ordinary gm-jax run (``gm-jax sample|evaluate|compare`` read it):
+
+1. ``gm-jax train MODEL --dataset D --set field=value ...`` with the recipe's settings (resumable), then
+2. ``gm-jax evaluate --metrics ... --fake RUN --out RUN/recipe_eval_<name>.json`` for each sample-quality
+   evaluation of the paper (sampler, sample count, reference set, features and resize as flags), and the
+   test NLL of ``results.json`` (the trainer's evaluation, under the recipe's likelihood settings);
+3. ``RUN/recipe.json``: every number, and a table of the paper's numbers beside ours on stdout.
+
+    python -m experiments.ddpm_cifar10 --describe             # the resolved config and parameter count
+    python -m experiments.ddpm_cifar10 --data-dir DIR         # train and evaluate by the paper's protocol
+    python -m experiments.ddpm_cifar10 --config smoke         # the same path, tiny, on the embedded digits
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Mapping
+
+from gm_jax.data import DataSpec
+from gm_jax.errors import GMJaxError
+
+__all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "main", "CIFAR10", "BINARIZED_MNIST",
+           "DIGITS"]
+
+# The datasets recipes name, described without loading them (so --describe needs no data).
+CIFAR10 = DataSpec(name="cifar10", kind="image", shape=(32, 32, 3), num_levels=256, num_classes=10)
+BINARIZED_MNIST = DataSpec(name="binarized_mnist", kind="image", shape=(28, 28, 1), num_levels=2, num_classes=0)
+DIGITS = DataSpec(name="digits", kind="image", shape=(8, 8, 1), num_levels=17, num_classes=10)
+RESULTS_FILE = "recipe.json"
+SAMPLER_FLAGS = ("--sampler", "--steps", "--guidance", "--temperature", "--mode")
+SMOKE_TRAIN = {"steps": "2", "batch_size": "8", "warmup_steps": "1", "checkpoint_every": "2", "log_every": "1",
+               "num_samples": "4", "eval_batch_size": "64", "eval_max_examples": "32"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A config value (as ``--set`` takes it) and where it comes from (paper section, official code file)."""
+
+    value: str
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the paper's protocol.
+
+    ``metrics`` ``nll`` reads the test NLL the trainer wrote (results.json); anything else (``fid,is``, ...)
+    runs ``gm-jax evaluate --metrics METRICS --fake RUN`` with ``flags`` (reference set, sample count,
+    features, resize, sampler and steps).
+    """
+
+    name: str
+    metrics: str
+    flags: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """A number the paper reports: ``metric`` of evaluation ``evaluation`` (a key of its results, e.g.
+    ``fid``, ``is_mean``, ``test_bits_per_dim``)."""
+
+    label: str
+    evaluation: str
+    metric: str
+    value: float
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A paper's model, data, training and evaluation. ``model_sets`` / ``train_sets``: field -> Setting of
+    the model's config and of ``TrainConfig``; fields not named keep gm-jax's defaults for the model.
+    ``deviations``: each way the recipe differs from the paper, in a sentence. ``paper_num_params``: the
+    parameter count the paper or its code states, when it states one."""
+
+    name: str
+    paper: str
+    model: str
+    dataset: str
+    spec: DataSpec
+    model_sets: Mapping[str, Setting]
+    train_sets: Mapping[str, Setting]
+    evaluations: tuple[Evaluation, ...] = ()
+    published: tuple[Published, ...] = ()
+    deviations: tuple[str, ...] = ()
+    paper_num_params: int | None = None
+
+    def __post_init__(self):
+        names = [e.name for e in self.evaluations]
+        if len(set(names)) != len(names):
+            raise GMJaxError(f"recipe {self.name}: evaluation names repeat: {names}")
+        missing = sorted({p.evaluation for p in self.published} - set(names))
+        if missing:
+            raise GMJaxError(f"recipe {self.name}: published numbers name unknown evaluations {missing}")
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with ``changes``; ``model_sets``/``train_sets`` given here are merged over the recipe's."""
+        for field in ("model_sets", "train_sets"):
+            if field in changes:
+                changes[field] = {**getattr(self, field), **changes[field]}
+        return dataclasses.replace(self, **changes)
+
+    def configs(self):
+        """(model config, train config) with the recipe's settings over the model's defaults."""
+        from gm_jax.models import MODELS, override
+        from gm_jax.train import TrainConfig
+
+        if self.model not in MODELS:
+            raise GMJaxError(f"recipe {self.name}: unknown model '{self.model}'")
+        config_cls, model_cls = MODELS[self.model]
+        model_cfg = override(config_cls(), {k: s.value for k, s in self.model_sets.items()})
+        train_cfg = override(TrainConfig(**getattr(model_cls, "default_train", {})),
+                             {k: s.value for k, s in self.train_sets.items()})
+        return model_cfg, train_cfg
+
+    def build_model(self):
+        from gm_jax.models import MODELS
+
+        return MODELS[self.model][1](self.configs()[0], self.spec)
+
+    def num_params(self) -> int:
+        """The network's parameter count, from shapes alone (nothing is allocated or computed)."""
+        import jax
+        import jax.numpy as jnp
+
+        from gm_jax.models import num_params
+
+        model = self.build_model()
+        example = {self.spec.data_key: jnp.zeros((1, *self.spec.shape), jnp.int32)}
+        if self.spec.num_classes:
+            example["label"] = jnp.zeros((1,), jnp.int32)
+        shapes = jax.eval_shape(model.init, jax.random.key(0), example)
+        return num_params(shapes["params"])
+
+    def describe(self) -> str:
+        """The resolved configs (every field; the recipe's settings with their sources) and the parameter
+        count, as text."""
+        from gm_jax.models.describe import describe_config
+
+        model_cfg, train_cfg = self.configs()
+        lines = [f"{self.name}: {self.paper}", f"model {self.model} on {self.dataset} {self.spec.shape}"]
+        for title, cfg, sets in (("model", model_cfg, self.model_sets), ("training", train_cfg, self.train_sets)):
+            lines.append(f"\n{title} ({type(cfg).__name__})")
+            rows = [(r.name, r.default, sets[r.name].source if r.name in sets else "gm-jax default")
+                    for r in describe_config(cfg)]
+            width = [max(len(row[i]) for row in rows) for i in range(2)]
+            lines += [f"  {n.ljust(width[0])}  {v.ljust(width[1])}  {src}" for n, v, src in rows]
+        n = self.num_params()
+        stated = "" if self.paper_num_params is None else \
+            f" (paper: {self.paper_num_params:,}; {'equal' if n == self.paper_num_params else 'DIFFERENT'})"
+        lines.append(f"\nparameters: {n:,}{stated}")
+        if self.evaluations:
+            lines.append("\nevaluation")
+            for e in self.evaluations:
+                flags = " ".join(e.flags)
+                lines.append(f"  {e.name}: {e.metrics} {flags}".rstrip() + (f"  [{e.source}]" if e.source else ""))
+        if self.deviations:
+            lines.append("\ndifferences from the paper")
+            lines += [f"  - {d}" for d in self.deviations]
+        return "\n".join(lines)
+
+
+def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mapping[str, tuple[str, ...]] = {}
+          ) -> Recipe:
+    """The ``smoke`` config of ``recipe``: the same model, training and evaluation code on the embedded digits,
+    with ``model_sets`` (tiny widths) over the paper's, two training steps, and each sample-quality
+    evaluation cut to FID of 16 samples on raw pixels (no feature-network weights), keeping the paper's
+    sampler flags unless ``sampler_flags`` (evaluation name -> flags) replaces them."""
+
+    def small(e: Evaluation) -> Evaluation:
+        if e.metrics == "nll":
+            return e
+        kept = sampler_flags.get(e.name)
+        if kept is None:
+            kept = tuple(a for i in range(0, len(e.flags) - 1, 2) if e.flags[i] in SAMPLER_FLAGS
+                         for a in e.flags[i:i + 2])
+        return dataclasses.replace(e, metrics="fid", flags=("--real", "digits:test", "--num", "16", "--features",
+                                                            "raw", *kept))
+
+    sets = {k: Setting(v, "smoke") for k, v in {**SMOKE_TRAIN}.items()}
+    return recipe.replace(dataset="digits", spec=DIGITS, paper_num_params=None,
+                          model_sets={k: Setting(v, "smoke") for k, v in model_sets.items()},
+                          train_sets=sets, evaluations=tuple(small(e) for e in recipe.evaluations))
+
+
+# ------------------------------------------------------------------------------------------------ running
+def _gm_jax(argv: list[str]) -> None:
+    from gm_jax.cli import main as gm_jax_main
+
+    code = gm_jax_main(argv)
+    if code != 0:
+        raise SystemExit(code)
+
+
+def _train(recipe: Recipe, workdir: str, data_dir: str | None, progress: bool) -> None:
+    """``gm-jax train`` with the recipe's settings; a run already at its last step is not touched."""
+    from gm_jax.train import Checkpointer
+
+    _, train_cfg = recipe.configs()
+    checkpoints = os.path.join(workdir, "checkpoints")
+    if os.path.isfile(os.path.join(workdir, "results.json")) and os.path.isdir(checkpoints) and \
+            Checkpointer(checkpoints).latest_step() == train_cfg.steps:
+        return
+    sets = [f"model.{k}={s.value}" for k, s in recipe.model_sets.items()] + \
+        [f"train.{k}={s.value}" for k, s in recipe.train_sets.items()]
+    _gm_jax(["train", recipe.model, "--dataset", recipe.dataset, "--workdir", workdir,
+             *(["--data-dir", data_dir] if data_dir else []), *[a for s in sets for a in ("--set", s)],
+             *([] if progress else ["--no-progress"])])
+
+
+def _evaluate(recipe: Recipe, evaluation: Evaluation, workdir: str, data_dir: str | None, weights: str | None,
+              progress: bool) -> dict:
+    if evaluation.metrics == "nll":
+        with open(os.path.join(workdir, "results.json")) as f:
+            results = json.load(f)
+        return {k: results[k] for k in ("test_nll_nats", "test_bits_per_dim") if k in results}
+    out = os.path.join(workdir, f"recipe_eval_{evaluation.name}.json")
+    if not os.path.isfile(out):
+        _gm_jax(["evaluate", "--metrics", evaluation.metrics, "--fake", workdir, "--out", out, *evaluation.flags,
+                 *(["--weights", weights] if weights else []), *(["--data-dir", data_dir] if data_dir else []),
+                 *([] if progress else ["--no-progress"])])
+    with open(out) as f:
+        return json.load(f)
+
+
+def comparison_table(recipe: Recipe, results: Mapping[str, dict]) -> str:
+    """Markdown: each published number beside ours ("not yet run" where the evaluation has not run)."""
+    lines = ["| number | paper | ours | source |", "|---|---|---|---|"]
+    for p in recipe.published:
+        ours = results.get(p.evaluation, {}).get(p.metric)
+        ours = "not yet run" if ours is None else f"{ours:.4g}"
+        lines.append(f"| {p.label} | {p.value:g} | {ours} | {p.source} |")
+    return "\n".join(lines)
+
+
+def readme(configs: Mapping[str, Recipe], doc: str, results_dir: str) -> str:
+    """A recipe folder's README: ``doc`` (its config module's docstring), how to run it, and per paper config
+    the paper's numbers beside ours, read from ``results_dir/<config>/recipe.json`` where a run was recorded."""
+    name = next(iter(configs.values())).name
+    papers = [c for c in configs if c != "smoke"]
+    lines = [f"# {name}", "", doc.strip(), "", "## Run", "", "```bash",
+             f"python -m experiments.{name} --describe          # resolved config and parameter count; no data",
+             f"python -m experiments.{name} --data-dir DIR      # train and evaluate by the paper's protocol",
+             f"python -m experiments.{name} --config smoke      # the same code path on the embedded digits",
+             "```", "",
+             f"Configs: {', '.join(papers)} (default {papers[0]}), and smoke. Runs resume; FID and IS need the "
+             "Inception weights (`--weights FILE`, or the cache of `gm-jax inception`). Copy a finished run's "
+             f"`recipe.json` to `experiments/{name}/results/CONFIG/` to record it here.", ""]
+    for config in papers:
+        recipe = configs[config]
+        path = os.path.join(results_dir, config, RESULTS_FILE)
+        results = {}
+        if os.path.isfile(path):
+            with open(path) as f:
+                results = json.load(f)["evaluations"]
+        lines += [f"## Paper numbers beside ours: {config}" if len(papers) > 1 else "## Paper numbers beside ours", "",
+                  f"{recipe.model} on {recipe.dataset}.", "",
+                  comparison_table(recipe, results) if recipe.published else "The paper reports no number for this "
+                  "config.", ""]
+        if recipe.deviations:
+            lines += ["Differences from the paper:", ""] + [f"- {d}." for d in recipe.deviations] + [""]
+    return "\n".join(lines)
+
+
+def reproduce(recipe: Recipe, workdir: str, *, data_dir: str | None = None, weights: str | None = None,
+              progress: bool = True) -> dict:
+    """Trains (or resumes) and evaluates ``recipe`` into ``workdir``; returns what ``recipe.json`` holds."""
+    from gm_jax.data import load_dataset
+    from gm_jax.train.loop import write_json
+
+    spec = load_dataset(recipe.dataset, data_dir).spec
+    if spec != recipe.spec:
+        raise GMJaxError(f"{recipe.dataset} loads as {spec}, but recipe {recipe.name} is written for {recipe.spec}")
+    _train(recipe, workdir, data_dir, progress)
+    results = {e.name: _evaluate(recipe, e, workdir, data_dir, weights, progress) for e in recipe.evaluations}
+    record = {"recipe": recipe.name, "paper": recipe.paper, "num_params": recipe.num_params(),
+              "evaluations": results,
+              "published": [dataclasses.asdict(p) | {"ours": results[p.evaluation].get(p.metric)}
+                            for p in recipe.published]}
+    write_json(os.path.join(workdir, RESULTS_FILE), record)
+    return record
+
+
+def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -> int:
+    """The command line of a recipe folder: ``--describe``, or train and evaluate ``--config``."""
+    import sys
+
+    from gm_jax.cli._common import Parser
+    from gm_jax.data.loading import check_data_dir
+    from gm_jax.train.rundir import check_writable
+
+    name = next(iter(configs.values())).name
+    parser = Parser(prog=prog or f"python -m experiments.{name}",
+                    description=f"{next(iter(configs.values())).paper}: train and evaluate by the paper's protocol")
+    default = next(iter(configs))
+    parser.add_argument("--config", choices=tuple(configs), default=default,
+                        help=f"the paper's settings ({', '.join(c for c in configs if c != 'smoke')}), or smoke: the "
+                             f"same code path, tiny, on the embedded digits (default: {default})")
+    parser.add_argument("--describe", action="store_true",
+                        help="print the resolved config and parameter count; train nothing, read no data")
+    parser.add_argument("--workdir", help="the run directory (default: runs/recipe_NAME_CONFIG); resumes")
+    parser.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
+    parser.add_argument("--weights", help="feature-network weights for FID/IS (default: the cache of "
+                                          "`gm-jax inception`)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    try:
+        args = parser.parse_args(argv)
+        recipe = configs[args.config]
+        if args.describe:
+            print(recipe.describe())
+            return 0
+        check_data_dir(args.data_dir)
+        if args.weights is not None and not os.path.isfile(args.weights):
+            raise GMJaxError(f"--weights {args.weights}: no such file; pass the Inception weights file "
+                             "(`gm-jax inception --help`)")
+        workdir = args.workdir or os.path.join("runs", f"recipe_{recipe.name}_{args.config}")
+        check_writable(workdir)
+        record = reproduce(recipe, workdir, data_dir=args.data_dir, weights=args.weights,
+                           progress=not args.no_progress)
+    except GMJaxError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    print(comparison_table(recipe, record["evaluations"]))
+    print(f"wrote {os.path.join(workdir, RESULTS_FILE)}")
+    return 0
