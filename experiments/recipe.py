@@ -272,15 +272,17 @@ def readme(configs: Mapping[str, Recipe], doc: str, results_dir: str) -> str:
 
 
 def reproduce(recipe: Recipe, workdir: str, *, data_dir: str | None = None, weights: str | None = None,
-              progress: bool = True) -> dict:
-    """Trains (or resumes) and evaluates ``recipe`` into ``workdir``; returns what ``recipe.json`` holds."""
+              progress: bool = True, train: bool = True) -> dict:
+    """Trains (or resumes; ``train=False``: not) and evaluates ``recipe`` into ``workdir``; returns what
+    ``recipe.json`` holds."""
     from gm_jax.data import load_dataset
     from gm_jax.train.loop import write_json
 
     spec = load_dataset(recipe.dataset, data_dir).spec
     if spec != recipe.spec:
         raise GMJaxError(f"{recipe.dataset} loads as {spec}, but recipe {recipe.name} is written for {recipe.spec}")
-    _train(recipe, workdir, data_dir, progress)
+    if train:
+        _train(recipe, workdir, data_dir, progress)
     results = {e.name: _evaluate(recipe, e, workdir, data_dir, weights, progress) for e in recipe.evaluations}
     record = {"recipe": recipe.name, "paper": recipe.paper, "num_params": recipe.num_params(),
               "evaluations": results,
@@ -311,6 +313,9 @@ def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -
     parser.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
     parser.add_argument("--weights", help="feature-network weights for FID/IS (default: the cache of "
                                           "`gm-jax inception`)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the run in --workdir as it is (e.g. a published checkpoint from `gm-jax "
+                             "convert`); train nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     try:
         args = parser.parse_args(argv)
@@ -324,8 +329,11 @@ def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -
                              "(`gm-jax inception --help`)")
         workdir = args.workdir or os.path.join("runs", f"recipe_{recipe.name}_{args.config}")
         check_writable(workdir)
+        if args.evaluate_only and not os.path.isfile(os.path.join(workdir, "results.json")):
+            raise GMJaxError(f"--evaluate-only: {workdir} holds no finished run (results.json); train it first or "
+                             "convert a checkpoint into it (`gm-jax convert`)")
         record = reproduce(recipe, workdir, data_dir=args.data_dir, weights=args.weights,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, train=not args.evaluate_only)
     except GMJaxError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -87,7 +87,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     for argv, words in ((["--config", "nope"], "invalid choice: 'nope'"),
                         (["--config", "smoke", "--data-dir", str(a_file)], "--data-dir"),
                         (["--config", "smoke", "--weights", str(tmp_path / "missing.npz")], "--weights"),
-                        (["--config", "smoke", "--workdir", str(a_file / "run")], "is a file")):
+                        (["--config", "smoke", "--workdir", str(a_file / "run")], "is a file"),
+                        (["--config", "smoke", "--evaluate-only"], "holds no finished run")):
         code, out, err = _run(configs, [*argv, "--workdir", str(work)] if "--workdir" not in argv else argv)
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (argv, err)
         assert not work.exists()

@@ -2,6 +2,11 @@
 
 Sources: the paper (sec. 4 and appendix B) and its official code, hojonathanho/diffusion
 (``scripts/run_cifar.py``: the ``train`` defaults; ``diffusion_tf/models/unet.py``: the network).
+
+The published weights (the diffusers pipeline google/ddpm-cifar10-32, converted from the official
+checkpoint) evaluate by the same protocol without training:
+``gm-jax convert diffusers-ddpm ddpm-cifar10-32/ --workdir RUN`` then
+``python -m experiments.ddpm_cifar10 --workdir RUN --evaluate-only``.
 """
 
 from __future__ import annotations

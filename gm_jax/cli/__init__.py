@@ -12,6 +12,7 @@ import os
 import sys
 
 from gm_jax.cli._common import CONFIG_FILE, Parser, add_sampler_flags, seed_arg
+from gm_jax.cli.convert import cmd_convert
 from gm_jax.cli.evaluate import cmd_evaluate
 from gm_jax.cli.properties import add_properties_parser
 from gm_jax.cli.sample import cmd_sample
@@ -58,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "~/.cache/gm_jax/datasets)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     s.set_defaults(fn=cmd_sample)
+
+    c = sub.add_parser("convert", help="a published checkpoint -> a gm-jax run directory (sample, evaluate)")
+    c.add_argument("format", choices=("diffusers-ddpm",),
+                   help="diffusers-ddpm: a diffusers UNet2DModel DDPM (google/ddpm-cifar10-32's layout)")
+    c.add_argument("source", help="the diffusers pipeline folder, its unet/ folder or its .safetensors file")
+    c.add_argument("--workdir", required=True, help="the new run directory, empty or absent (required)")
+    c.add_argument("--dataset", default="cifar10", help="the dataset the model was trained on (default: cifar10)")
+    c.add_argument("--data-dir", help="dataset cache (default: $GM_JAX_DATA_DIR or ~/.cache/gm_jax/datasets)")
+    c.set_defaults(fn=cmd_convert)
 
     e = sub.add_parser("evaluate", help="test NLL of a run (--workdir), or sample-quality metrics (--metrics)")
     e.add_argument("--workdir", help="a run: its test NLL is written to its results.json (default: none)")
