@@ -27,12 +27,12 @@ from typing import Mapping
 from gm_jax.data import DataSpec
 from gm_jax.errors import GMJaxError
 
-__all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "main", "CIFAR10", "BINARIZED_MNIST",
+__all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "main", "CIFAR10", "MNIST",
            "DIGITS"]
 
 # The datasets recipes name, described without loading them (so --describe needs no data).
 CIFAR10 = DataSpec(name="cifar10", kind="image", shape=(32, 32, 3), num_levels=256, num_classes=10)
-BINARIZED_MNIST = DataSpec(name="binarized_mnist", kind="image", shape=(28, 28, 1), num_levels=2, num_classes=0)
+MNIST = DataSpec(name="mnist", kind="image", shape=(28, 28, 1), num_levels=256, num_classes=10)
 DIGITS = DataSpec(name="digits", kind="image", shape=(8, 8, 1), num_levels=17, num_classes=10)
 RESULTS_FILE = "recipe.json"
 SAMPLER_FLAGS = ("--sampler", "--steps", "--guidance", "--temperature", "--mode")

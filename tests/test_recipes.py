@@ -30,7 +30,7 @@ def _run(configs, argv):
 
 def test_the_issue_recipes_have_folders():
     assert {"ddpm_cifar10", "iddpm_cifar10", "ddim_cifar10", "score_sde_cifar10", "ncsn_cifar10", "glow_cifar10",
-            "wgan_gp_cifar10", "sngan_cifar10"} <= set(FOLDERS)
+            "wgan_gp_cifar10", "sngan_cifar10", "iwae_mnist"} <= set(FOLDERS)
 
 
 @pytest.mark.parametrize("name", FOLDERS)

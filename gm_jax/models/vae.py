@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -45,7 +46,11 @@ class VAEConfig(Config):
     conv_channels: int = hparam(32, "channels of the conv encoder and decoder (architecture=conv)")
     likelihood: Literal["discretized_logistic", "bernoulli", "gaussian"] = hparam(
         "discretized_logistic", "decoder p(x|z): exact discrete mass, binarized images, or a Gaussian bound")
+    activation: Literal["silu", "tanh", "relu"] = hparam(
+        "silu", "activation of the MLP encoder and decoder (Burda et al. 2016 use tanh)")
     beta: float = hparam(1.0, "weight of the KL term (beta-VAE; 1 gives the ELBO)")
+    train_importance_samples: int = hparam(
+        1, "k of the training bound: 1 the ELBO (with beta), k > 1 the IWAE bound L_k (Burda et al. 2016)")
     conditional: bool = hparam(False, "condition the encoder and decoder on the dataset's labels")
     eval_importance_samples: int = hparam(
         1000, "importance samples k of the IWAE bound reported as the test NLL", inference=True)
@@ -54,7 +59,11 @@ class VAEConfig(Config):
         "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
-        check_positive(self, "latent_dim", "conv_channels", "eval_importance_samples", "eval_chunk_size")
+        check_positive(self, "latent_dim", "conv_channels", "eval_importance_samples", "eval_chunk_size",
+                       "train_importance_samples")
+        if self.train_importance_samples > 1 and self.beta != 1.0:
+            raise GMJaxError(f"train_importance_samples={self.train_importance_samples} trains the IWAE bound, "
+                             f"which has no KL weight: drop beta={self.beta} or train with train_importance_samples=1")
         check_hidden(self)
         if self.architecture == "conv" and not self.hidden:
             raise GMJaxError("architecture=conv needs one hidden width (its dense layer), e.g. hidden=256")
@@ -90,8 +99,9 @@ class VAE:
             self.encoder = ConvEncoder(config.latent_dim, config.conv_channels, config.hidden[0], dtype=dtype)
             self.decoder = ConvDecoder(spec.shape, n, config.conv_channels, config.hidden[0], dtype=dtype)
         else:
-            self.encoder = MLPEncoder(config.latent_dim, config.hidden, dtype=dtype)
-            self.decoder = MLPDecoder(spec.shape, n, tuple(reversed(config.hidden)), dtype=dtype)
+            act = {"silu": nn.silu, "tanh": nn.tanh, "relu": nn.relu}[config.activation]
+            self.encoder = MLPEncoder(config.latent_dim, config.hidden, dtype=dtype, activation=act)
+            self.decoder = MLPDecoder(spec.shape, n, tuple(reversed(config.hidden)), dtype=dtype, activation=act)
 
     # ------------------------------------------------------------------------------------ data <-> model
     def _labels(self, batch):
@@ -152,11 +162,20 @@ class VAE:
         }
 
     def loss(self, variables, batch, key):
-        """-mean ELBO_beta over the batch; metrics in nats and bits/dim (of the beta=1 bound)."""
+        """-mean ELBO_beta over the batch, or with ``train_importance_samples`` k > 1 -mean IWAE bound L_k
+        (Burda et al. 2016, eq. 8: the gradient weights the k samples by their normalised importance weights);
+        metrics in nats and bits/dim (of the beta=1 bound that is trained, or of the ELBO)."""
         params = variables["params"]
         labels = self._labels(batch)
         k_data, k_z = jax.random.split(key)
         x, log_det = self._to_model_space(batch[self.spec.data_key], k_data)
+        k = self.config.train_importance_samples
+        if k > 1:
+            bound = iwae_bound(self._encode(params, labels), self._log_likelihood(params, labels), x, k_z, k=k)
+            nll_bound = -(bound + log_det)
+            metrics = {"nll_bound_nats": nll_bound.mean(),
+                       "bits_per_dim": bits_per_dim(nll_bound.mean(), self.spec.num_dims)}
+            return -bound.mean(), metrics, variables["state"]
         objective, aux = elbo(self._encode(params, labels), self._log_likelihood(params, labels), x, k_z,
                               beta=self.config.beta, return_aux=True)
         nll_bound = -(aux["reconstruction"] - aux["kl"] + log_det)

@@ -34,11 +34,13 @@ class MLPEncoder(nn.Module):
     latent_dim: int
     hidden: Sequence[int] = (256, 256)
     dtype: Any = _F32
+    activation: Any = nn.silu
 
     @nn.compact
     def __call__(self, x, labels=None):
         h = _with_labels(x.reshape(x.shape[0], -1).astype(self.dtype), labels)
-        return _split_gaussian(MLP(tuple(self.hidden) + (2 * self.latent_dim,), dtype=self.dtype)(h))
+        return _split_gaussian(MLP(tuple(self.hidden) + (2 * self.latent_dim,), activation=self.activation,
+                                   dtype=self.dtype)(h))
 
 
 class MLPDecoder(nn.Module):
@@ -46,11 +48,13 @@ class MLPDecoder(nn.Module):
     num_params: int
     hidden: Sequence[int] = (256, 256)
     dtype: Any = _F32
+    activation: Any = nn.silu
 
     @nn.compact
     def __call__(self, z, labels=None):
         h = _with_labels(z.astype(self.dtype), labels)
-        out = MLP(tuple(self.hidden) + (int(np.prod(self.data_shape)) * self.num_params,), dtype=self.dtype)(h)
+        out = MLP(tuple(self.hidden) + (int(np.prod(self.data_shape)) * self.num_params,), activation=self.activation,
+                  dtype=self.dtype)(h)
         return out.astype(_F32).reshape((z.shape[0], *self.data_shape, self.num_params))
 
 

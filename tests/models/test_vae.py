@@ -91,3 +91,33 @@ def test_bad_configs_are_rejected(digits):
         VAE(VAEConfig(architecture="conv"), DataSpec("x", "image", (6, 6, 1), 17, 0))
     with pytest.raises(GMJaxError, match="latent_dim"):
         VAE(VAEConfig(latent_dim=0), digits.spec)
+
+
+def test_iwae_training_loss_is_the_k_sample_bound(digits):
+    """train_importance_samples=k trains -L_k (Burda et al. 2016): for the same network, L_k >= L_1 in
+    expectation and grows with k, the k = 1 loss is the ELBO's, and beta is refused with k > 1."""
+    batch = {k: jnp.asarray(v) for k, v in digits.read("train", np.arange(64)).items()}
+    base = VAEConfig(hidden=(32,), latent_dim=4, likelihood="bernoulli", activation="tanh")
+    models = {k: VAE(base.__class__(**{**base.__dict__, "train_importance_samples": k}), digits.spec)
+              for k in (1, 5, 50)}
+    variables = models[1].init(jax.random.key(0), batch)
+    loss = {k: np.mean([float(m.loss(variables, batch, jax.random.key(s))[0]) for s in range(8)])
+            for k, m in models.items()}
+    assert loss[50] < loss[5] < loss[1], loss
+    elbo = VAE(VAEConfig(**{**base.__dict__}), digits.spec).loss(variables, batch, jax.random.key(3))[0]
+    assert float(models[1].loss(variables, batch, jax.random.key(3))[0]) == pytest.approx(float(elbo))
+    grads = jax.grad(lambda p: models[5].loss({"params": p, "state": {}}, batch, jax.random.key(1))[0])(
+        variables["params"])
+    assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
+    with pytest.raises(GMJaxError, match="IWAE bound, which has no KL weight"):
+        VAEConfig(train_importance_samples=5, beta=0.5)
+
+
+def test_mlp_activation_is_used(digits):
+    batch = {k: jnp.asarray(v) for k, v in digits.read("train", np.arange(4)).items()}
+    out = {}
+    for act in ("silu", "tanh", "relu"):
+        model = VAE(VAEConfig(hidden=(16,), latent_dim=2, activation=act), digits.spec)
+        v = model.init(jax.random.key(0), batch)  # same weights for every activation
+        out[act] = np.asarray(model.decode(v, jnp.ones((1, 2))))
+    assert not np.allclose(out["silu"], out["tanh"]) and not np.allclose(out["tanh"], out["relu"])
