@@ -7,7 +7,7 @@ and a README with the paper's numbers beside ours. A recipe runs the library's o
 directory is an ordinary gm-jax run (``gm-jax sample|evaluate|compare`` read it):
 
 1. ``gm-jax train MODEL --dataset D --set field=value ...`` with the recipe's settings (resumable), then
-2. ``gm-jax evaluate --metrics ... --fake RUN --out RUN/recipe_eval_<name>.json`` for each sample-quality
+2. ``gm-jax evaluate --metrics ... --fake RUN --out RUN/recipe_eval_<recipe>_<name>.json`` for each sample-quality
    evaluation of the paper (sampler, sample count, reference set, features and resize as flags), and the
    test NLL of ``results.json`` (the trainer's evaluation, under the recipe's likelihood settings);
 3. ``RUN/recipe.json``: every number, and a table of the paper's numbers beside ours on stdout.
@@ -184,7 +184,8 @@ def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mappi
             kept = tuple(a for i in range(0, len(e.flags) - 1, 2) if e.flags[i] in SAMPLER_FLAGS
                          for a in e.flags[i:i + 2])
         return dataclasses.replace(e, metrics="fid", flags=("--real", "digits:test", "--num", "16", "--features",
-                                                            "raw", *kept))
+                                                            "raw", *kept),
+                                   source=f"smoke: FID of 16 samples on raw pixels (the paper's: {e.source})")
 
     sets = {k: Setting(v, "smoke") for k, v in {**SMOKE_TRAIN}.items()}
     return recipe.replace(dataset="digits", spec=DIGITS, paper_num_params=None,
@@ -217,19 +218,69 @@ def _train(recipe: Recipe, workdir: str, data_dir: str | None, progress: bool) -
              *([] if progress else ["--no-progress"])])
 
 
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            value = json.load(f)
+        if not isinstance(value, dict):
+            raise TypeError
+        return value
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+        raise GMJaxError(f"{path} is damaged (not a JSON object); move it away and run again") from None
+
+
+def check_run(recipe: Recipe, workdir: str, *, evaluate_only: bool) -> None:
+    """Raises one line unless ``workdir`` is empty or holds a run of ``recipe``: its model and dataset, and,
+    unless ``evaluate_only`` (a converted checkpoint has its own settings), the recipe's settings apart from
+    inference ones. Without this a finished run of another model would be evaluated under this recipe's name."""
+    from gm_jax.models import MODELS, config_to_dict
+    from gm_jax.models.base import inference_fields
+    from gm_jax.train.rundir import read_run_record
+
+    record = read_run_record(workdir)
+    if record is None:
+        return
+    if (record["model"], record["dataset"]) != (recipe.model, recipe.dataset):
+        raise GMJaxError(f"{workdir} holds a {record['model']} run on {record['dataset']}, not recipe {recipe.name}'s "
+                         f"{recipe.model} on {recipe.dataset}; use another --workdir")
+    if evaluate_only:
+        return
+    model_cfg, train_cfg = recipe.configs()
+    free = inference_fields(MODELS[recipe.model][0])
+    for section, wanted in (("model_config", config_to_dict(model_cfg)), ("train_config", config_to_dict(train_cfg))):
+        for field, value in wanted.items():
+            have = record[section].get(field)
+            if field not in free and have != value:
+                raise GMJaxError(f"{workdir} holds a {recipe.model} run with {field}={have}, not recipe "
+                                 f"{recipe.name}'s {value}; use another --workdir (or --evaluate-only to score it)")
+
+
+def _inference_sets(recipe: Recipe) -> list[str]:
+    """``--set`` flags of the recipe's inference settings (sampler spacing, estimator sizes): they apply to
+    a run trained elsewhere too (a converted checkpoint, or the DDPM a DDIM recipe samples)."""
+    from gm_jax.models import MODELS
+    from gm_jax.models.base import inference_fields
+
+    free = inference_fields(MODELS[recipe.model][0])
+    return [a for k, s in recipe.model_sets.items() if k in free for a in ("--set", f"{k}={s.value}")]
+
+
 def _evaluate(recipe: Recipe, evaluation: Evaluation, workdir: str, data_dir: str | None, weights: str | None,
-              progress: bool) -> dict:
+              progress: bool, trained: bool) -> dict:
+    common = [*_inference_sets(recipe), *(["--data-dir", data_dir] if data_dir else []),
+              *([] if progress else ["--no-progress"])]
     if evaluation.metrics == "nll":
-        with open(os.path.join(workdir, "results.json")) as f:
-            results = json.load(f)
+        path = os.path.join(workdir, "results.json")
+        results = _read_json(path)
+        if not trained or "test_nll_nats" not in results:  # not the trainer's own evaluation: evaluate now
+            _gm_jax(["evaluate", "--workdir", workdir, *common])
+            results = _read_json(path)
         return {k: results[k] for k in ("test_nll_nats", "test_bits_per_dim") if k in results}
-    out = os.path.join(workdir, f"recipe_eval_{evaluation.name}.json")
+    out = os.path.join(workdir, f"recipe_eval_{recipe.name}_{evaluation.name}.json")
     if not os.path.isfile(out):
         _gm_jax(["evaluate", "--metrics", evaluation.metrics, "--fake", workdir, "--out", out, *evaluation.flags,
-                 *(["--weights", weights] if weights else []), *(["--data-dir", data_dir] if data_dir else []),
-                 *([] if progress else ["--no-progress"])])
-    with open(out) as f:
-        return json.load(f)
+                 *(["--weights", weights] if weights else []), *common])
+    return _read_json(out)
 
 
 def comparison_table(recipe: Recipe, results: Mapping[str, dict]) -> str:
@@ -261,7 +312,11 @@ def readme(configs: Mapping[str, Recipe], doc: str, results_dir: str) -> str:
         results = {}
         if os.path.isfile(path):
             with open(path) as f:
-                results = json.load(f)["evaluations"]
+                recorded = json.load(f)
+            if (recorded.get("config"), recorded.get("dataset")) != (config, recipe.dataset):
+                raise GMJaxError(f"{path} records config {recorded.get('config')} on {recorded.get('dataset')}, "
+                                 f"not {config} on {recipe.dataset}")
+            results = recorded["evaluations"]
         lines += [f"## Paper numbers beside ours: {config}" if len(papers) > 1 else "## Paper numbers beside ours", "",
                   f"{recipe.model} on {recipe.dataset}.", "",
                   comparison_table(recipe, results) if recipe.published else "The paper reports no number for this "
@@ -271,7 +326,7 @@ def readme(configs: Mapping[str, Recipe], doc: str, results_dir: str) -> str:
     return "\n".join(lines)
 
 
-def reproduce(recipe: Recipe, workdir: str, *, data_dir: str | None = None, weights: str | None = None,
+def reproduce(recipe: Recipe, workdir: str, *, config: str, data_dir: str | None = None, weights: str | None = None,
               progress: bool = True, train: bool = True) -> dict:
     """Trains (or resumes; ``train=False``: not) and evaluates ``recipe`` into ``workdir``; returns what
     ``recipe.json`` holds."""
@@ -283,8 +338,10 @@ def reproduce(recipe: Recipe, workdir: str, *, data_dir: str | None = None, weig
         raise GMJaxError(f"{recipe.dataset} loads as {spec}, but recipe {recipe.name} is written for {recipe.spec}")
     if train:
         _train(recipe, workdir, data_dir, progress)
-    results = {e.name: _evaluate(recipe, e, workdir, data_dir, weights, progress) for e in recipe.evaluations}
-    record = {"recipe": recipe.name, "paper": recipe.paper, "num_params": recipe.num_params(),
+    results = {e.name: _evaluate(recipe, e, workdir, data_dir, weights, progress, train)
+               for e in recipe.evaluations}
+    record = {"recipe": recipe.name, "config": config, "dataset": recipe.dataset, "paper": recipe.paper,
+              "num_params": recipe.num_params(),
               "evaluations": results,
               "published": [dataclasses.asdict(p) | {"ours": results[p.evaluation].get(p.metric)}
                             for p in recipe.published]}
@@ -329,14 +386,18 @@ def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -
                              "(`gm-jax inception --help`)")
         workdir = args.workdir or os.path.join("runs", f"recipe_{recipe.name}_{args.config}")
         check_writable(workdir)
+        check_run(recipe, workdir, evaluate_only=args.evaluate_only)
         if args.evaluate_only and not os.path.isfile(os.path.join(workdir, "results.json")):
             raise GMJaxError(f"--evaluate-only: {workdir} holds no finished run (results.json); train it first or "
                              "convert a checkpoint into it (`gm-jax convert`)")
-        record = reproduce(recipe, workdir, data_dir=args.data_dir, weights=args.weights,
+        record = reproduce(recipe, workdir, config=args.config, data_dir=args.data_dir, weights=args.weights,
                            progress=not args.no_progress, train=not args.evaluate_only)
     except GMJaxError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    if args.config == "smoke":
+        print("smoke run: two training steps on the embedded digits; its numbers test the code path and are not "
+              "comparable with the paper's")
     print(comparison_table(recipe, record["evaluations"]))
     print(f"wrote {os.path.join(workdir, RESULTS_FILE)}")
     return 0

@@ -43,14 +43,22 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise GMJaxError(f"{path} is not a readable safetensors file ({e})") from None
-    return {k: v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v for k, v in tensors.items()}
+    out = {}
+    for name, value in tensors.items():
+        if not np.issubdtype(value.dtype, np.floating):
+            raise GMJaxError(f"{path}: tensor '{name}' holds {value.dtype}, not floating-point weights")
+        value = value.astype(np.float32)
+        if not np.isfinite(value).all():
+            raise GMJaxError(f"{path}: tensor '{name}' holds non-finite values (NaN or inf); the checkpoint is damaged")
+        out[name] = value
+    return out
 
 
 def _require(config: Mapping, key: str, allowed, what: str):
     value = config.get(key, allowed[0])
     if value not in allowed:
-        raise GMJaxError(f"diffusers {what} has {key}={value!r}; gm-jax's U-Net converts only {allowed[0]!r} "
-                         "(the DDPM layout of google/ddpm-cifar10-32)")
+        raise GMJaxError(f"diffusers {what} has {key}={value!r}; gm-jax converts only "
+                         f"{' or '.join(map(repr, allowed))} (the DDPM of google/ddpm-cifar10-32)")
     return value
 
 
@@ -60,6 +68,18 @@ def ddpm_sets_from_diffusers(unet_config: Mapping, scheduler_config: Mapping | N
     Raises one line naming the first setting gm-jax's DDPM cannot represent.
     """
     what = "UNet2DModel config"
+    if not isinstance(unet_config, Mapping):
+        raise GMJaxError(f"the diffusers {what} is not a JSON object")
+    for key, kind in (("sample_size", int), ("in_channels", int), ("out_channels", int), ("layers_per_block", int),
+                      ("block_out_channels", list), ("down_block_types", list), ("up_block_types", list)):
+        value = unet_config.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or \
+                (kind is list and not all(isinstance(v, int if key == "block_out_channels" else str) and
+                                          not isinstance(v, bool) for v in value)) or \
+                (kind is int and value < 1) or (kind is list and not value):
+            raise GMJaxError(f"diffusers {what}: '{key}' is missing or malformed ({value!r})")
+    if scheduler_config is not None and not isinstance(scheduler_config, Mapping):
+        raise GMJaxError("the diffusers DDPMScheduler config is not a JSON object")
     for key, allowed in (("act_fn", ("silu",)), ("norm_num_groups", (32,)), ("norm_eps", (1e-6,)),
                          ("flip_sin_to_cos", (False,)), ("freq_shift", (1,)), ("downsample_padding", (0,)),
                          ("time_embedding_type", ("positional",)), ("center_input_sample", (False,)),
@@ -91,6 +111,10 @@ def ddpm_sets_from_diffusers(unet_config: Mapping, scheduler_config: Mapping | N
         what = "DDPMScheduler config"
         _require(scheduler_config, "beta_schedule", ("linear",), what)
         _require(scheduler_config, "prediction_type", ("epsilon",), what)
+        # gm-jax's sampler clips x_0 to [-1, 1] and has no thresholding: anything else would sample otherwise
+        for key, allowed in (("trained_betas", (None,)), ("thresholding", (False,)), ("clip_sample", (True,)),
+                             ("clip_sample_range", (1.0,))):
+            _require(scheduler_config, key, allowed, what)
         steps = int(scheduler_config.get("num_train_timesteps", 1000))
         # gm-jax's linear schedule rescales (1e-4, 0.02) by 1000 / T (Nichol & Dhariwal); equal at T = 1000
         if (scheduler_config.get("beta_start", 1e-4), scheduler_config.get("beta_end", 0.02), steps) != (1e-4, 0.02,
@@ -111,6 +135,8 @@ def _conv(w):
 def _leaf_map(name: str, levels: int):
     """A diffusers parameter name -> (Flax module path, Flax leaf, kind), or None when it is not one."""
     name = re.sub(r"\.(query|key|value|proj_attn)\.", lambda m: f".{_OLD_ATTENTION[m.group(1)]}.", name)
+    if "." not in name or name.rsplit(".", 1)[1] not in ("weight", "bias"):
+        return None
     module, leaf = name.rsplit(".", 1)
     m = re.fullmatch(r"(down|up)_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", module)
     if m:
@@ -181,6 +207,9 @@ def unet_params_from_diffusers(state: Mapping[str, np.ndarray], expected) -> dic
     for (path, leaf), parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
             raise GMJaxError(f"checkpoint attention '{'/'.join(path)}' lacks {sorted({'q', 'k', 'v'} - set(parts))}")
+        if len({parts[k].shape for k in parts}) != 1:
+            raise GMJaxError(f"checkpoint attention '{'/'.join(path)}': q, k and v {leaf}s differ in shape "
+                             f"({', '.join(str(parts[k].shape) for k in ('q', 'k', 'v'))})")
         stack = [parts[k].T if leaf == "kernel" else parts[k] for k in ("q", "k", "v")]
         out[path + (leaf,)] = np.concatenate(stack, axis=-1)
 
@@ -200,8 +229,9 @@ def unet_params_from_diffusers(state: Mapping[str, np.ndarray], expected) -> dic
             node = node.setdefault(k, {})
         node[path[-1]] = np.asarray(value, np.float32)
     if out:
-        raise GMJaxError(f"checkpoint tensors with no place in gm-jax's U-Net: {'/'.join(next(iter(out)))} (and "
-                         f"{len(out) - 1} more)")
+        more = f" and {len(out) - 1} more" if len(out) > 1 else ""
+        raise GMJaxError(f"checkpoint tensors with no place in gm-jax's U-Net: {'/'.join(next(iter(out)))}{more} "
+                         "(a deeper or wider network than its config.json describes?)")
     return params
 
 

@@ -146,8 +146,19 @@ def test_diffusion_sampler_flags(tmp_path, capsys):
             batched[num] = z["samples"]
     assert batched[5].shape == (5, 2) and len(np.unique(batched[5], axis=0)) == 5
     np.testing.assert_array_equal(batched[5][:2], batched[2])
+    # --set changes an inference setting for this command only: another DDIM spacing, other samples
+    spaced = {}
+    for spacing in ("uniform", "linspace"):  # linspace ends at step 49, uniform and quad at 40
+        assert main(["sample", "--workdir", workdir, "--num", "2", "--batch-size", "2", "--out", out, "--sampler",
+                     "ddim", "--steps", "5", "--set", f"timestep_spacing={spacing}", "--no-progress"]) == 0
+        with np.load(out) as z:
+            spaced[spacing] = z["samples"]
+    np.testing.assert_array_equal(spaced["uniform"], batched[2])
+    assert not np.allclose(spaced["linspace"], batched[2])
     capsys.readouterr()
-    for flags, message in ((["--guidance", "2"], "needs a conditional model"), (["--sampler", "pc"], "ddpm or ddim"),
+    for flags, message in ((["--set", "num_steps=10"], "--set num_steps: only inference settings change"),
+                           (["--set", "timestep_spacing=cubic"], "timestep_spacing"),
+                           (["--guidance", "2"], "needs a conditional model"), (["--sampler", "pc"], "ddpm or ddim"),
                            (["--steps", "0"], "--steps must be >= 1"), (["--batch-size", "0"], "--batch-size must be"), (["--temperature", "1"], "takes no --temperature"),
                            (["--guidance", "nan"], "--guidance must be a finite number >= 0, got nan"),
                            (["--temperature", "inf"], "--temperature must be a finite number >= 0, got inf")):

@@ -80,3 +80,34 @@ def test_convert_refuses_bad_input_in_one_line(tmp_path, capsys):
     del tensors["conv_out.bias"]
     with pytest.raises(GMJaxError, match="no tensor for gm-jax's U-Net parameter conv_out/bias"):
         unet_params_from_diffusers(tensors, expected)
+
+
+def test_malformed_checkpoints_are_one_line_errors(tmp_path):
+    from safetensors.numpy import save_file
+
+    from gm_jax.convert import ddpm_sets_from_diffusers, read_safetensors, unet_params_from_diffusers
+    from gm_jax.data import load_dataset
+    from gm_jax.models import MODELS, override
+
+    for bad, words in (([1, 2], "not a JSON object"), ({**DIGITS_UNET, "sample_size": None}, "'sample_size' is"),
+                       ({**DIGITS_UNET, "block_out_channels": "128"}, "'block_out_channels' is")):
+        with pytest.raises(GMJaxError, match=words):
+            ddpm_sets_from_diffusers(bad, SCHEDULER)
+    for change in ({"trained_betas": [0.5] * 1000}, {"thresholding": True}, {"clip_sample": False}):
+        with pytest.raises(GMJaxError, match=f"has {next(iter(change))}="):
+            ddpm_sets_from_diffusers(DIGITS_UNET, {**SCHEDULER, **change})
+    for name, value, words in (("w", np.array([np.nan], np.float32), "non-finite"),
+                               ("w", np.array([1], np.int64), "not floating-point")):
+        save_file({name: value}, str(tmp_path / "t.safetensors"))
+        with pytest.raises(GMJaxError, match=words):
+            read_safetensors(str(tmp_path / "t.safetensors"))
+    spec = load_dataset("digits").spec
+    model = MODELS["ddpm"][1](override(MODELS["ddpm"][0](), ddpm_sets_from_diffusers(DIGITS_UNET)), spec)
+    expected = jax.eval_shape(model.init, jax.random.key(0), {"image": np.zeros((1, 8, 8, 1), np.int32)})["params"]
+    tensors = write_random_pipeline(tmp_path / "p", DIGITS_UNET)
+    for extra, words in (({"conv_in.scale": np.zeros(3)}, "'conv_in.scale' has no place"),
+                         ({"foo": np.zeros(3)}, "'foo' has no place"),
+                         ({"down_blocks.1.attentions.0.to_q.weight": np.zeros((128, 130), np.float32)},
+                          "q, k and v kernels differ in shape")):
+        with pytest.raises(GMJaxError, match=words):
+            unet_params_from_diffusers({**tensors, **extra}, expected)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 
+import numpy as np
 import pytest
 
 from experiments.recipe import Recipe, comparison_table, main
@@ -101,12 +102,13 @@ def _smoke(name, tmp_path):
     record = json.loads((work / "recipe.json").read_text())
     recipe = _configs(name)["smoke"]
     assert set(record["evaluations"]) == {e.name for e in recipe.evaluations}
-    for p in record["published"]:
-        assert p["ours"] is not None and p["ours"] == p["ours"]  # measured, finite
+    for evaluation, numbers in record["evaluations"].items():  # smoke: FID or the NLL, measured and finite
+        value = numbers.get("fid", numbers.get("test_nll_nats"))
+        assert value is not None and np.isfinite(value), (evaluation, numbers)
     assert (work / "config.json").exists()  # an ordinary gm-jax run: `gm-jax sample|evaluate` read it
     # a second invocation trains nothing and re-reads the recorded evaluations
     code, out2, _ = _run(_configs(name), ["--config", "smoke", "--workdir", str(work), "--no-progress"])
-    assert code == 0 and out.endswith(out2) and out2.startswith("| number")
+    assert code == 0 and out.endswith(out2) and out2.startswith("smoke run:") and "| number" in out2
     return record
 
 
@@ -114,6 +116,18 @@ def test_smoke_recipe_trains_and_evaluates_end_to_end(tmp_path):
     """The default suite runs one recipe's whole path (glow: train, then the likelihood evaluation)."""
     record = _smoke("glow_cifar10", tmp_path)
     assert 0 < record["evaluations"]["nll"]["test_bits_per_dim"] < 20
+    # another recipe's finished run, or this recipe's with other settings, is refused, not scored as this one
+    from experiments.recipe import Setting
+
+    work = str(tmp_path / "glow_cifar10")
+    other = {"smoke": _configs("glow_cifar10")["smoke"].replace(model_sets={"channels": Setting("4", "test")})}
+    for configs, words in ((_configs("sngan_cifar10"), "holds a glow run on digits, not recipe sngan_cifar10's"),
+                           (other, "holds a glow run with channels=8, not recipe glow_cifar10's 4")):
+        code, out, err = _run(configs, ["--config", "smoke", "--workdir", work])
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "glow_cifar10" / "results.json").write_text("{oops")
+    code, out, err = _run(_configs("glow_cifar10"), ["--config", "smoke", "--workdir", work, "--evaluate-only"])
+    assert code == 2 and "results.json is damaged" in err, err
 
 
 @pytest.mark.slow

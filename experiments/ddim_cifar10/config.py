@@ -1,8 +1,10 @@
 """DDIM sampling of the CIFAR-10 DDPM: Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models", ICLR.
 
-DDIM trains nothing new: Table 1 samples Ho et al.'s CIFAR-10 model (the ddpm_cifar10 recipe, or its
-published checkpoint) with S of the T = 1000 steps. On CIFAR-10 the S steps are spaced quadratically
-(sec. 5 / appendix D.2: tau_i = floor(c i^2)); eta = 0 is the deterministic sampler.
+DDIM trains nothing new: Table 1 samples Ho et al.'s CIFAR-10 model with S of the T = 1000 steps. This
+recipe trains that model as ddpm_cifar10 does, or, with ``--evaluate-only --workdir RUN``, samples a finished
+ddpm_cifar10 run or the published checkpoint converted by ``gm-jax convert diffusers-ddpm``. On CIFAR-10 the
+S steps are spaced quadratically (sec. 5 / appendix D.2: tau_i = floor(c i^2)); eta = 0 is the deterministic
+sampler. The spacing and eta are inference settings, passed to ``gm-jax evaluate`` as ``--set``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ RECIPE = DDPM.replace(
     deviations=DDPM.deviations + (
         "the recipe evaluates Table 1's eta = 0 row; its eta = 0.2, 0.5 and 1 rows need the run's eta (an "
         "inference setting) changed before sampling, and its sigma-hat row a sampler gm-jax does not offer",
+        "gm-jax clips the predicted x_0 to [-1, 1] at every image step; the official sampler (functions/"
+        "denoising.py generalized_steps) does not, which may move the FID at small S",
+        "rounding repeats one quadratic step at S = 50, 100 and 1000 (49, 96 and 688 distinct steps): gm-jax "
+        "drops the repeats, which the official sampler keeps as identity steps, so the samples are the same",
     ),
 )
 

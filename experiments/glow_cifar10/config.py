@@ -34,6 +34,9 @@ RECIPE = Recipe(
         "batch_size": Setting("512", f"{TRAIN}: --n_batch_train 64 per GPU x 8 GPUs"),
         "optimizer": Setting("adam", f"{TRAIN}: --optimizer adamax (see the differences)"),
         "lr": Setting("1e-3", f"{README}: --lr 0.001"),
+        "b2": Setting("0.99", "openai/glow optim.py: beta2 = 1 - 1 / (steps per epoch), 1 - 1/98 at batch 512"),
+        "schedule": Setting("constant", "openai/glow train.py: the lr is constant after the warm-up"),
+        "grad_clip": Setting("0", "openai/glow: no gradient clipping"),
         "warmup_steps": Setting("977", f"{TRAIN}: --epochs_warmup 10, i.e. 10 x 50,000 / 512 steps"),
         "ema_decay": Setting("0.99", f"{TRAIN}: Polyak averaging over --polyak_epochs 1 (98 steps at batch 512)"),
         "checkpoint_every": Setting("5000", "gm-jax: a checkpoint every 5k steps (not a paper setting)"),
@@ -51,6 +54,10 @@ RECIPE = Recipe(
         "num_blocks=0 is conv3x3-SiLU-zero-conv3x3, without the hidden 1x1 layer (a residual block, "
         "num_blocks=1, would add two 512-wide convs and 6x the parameters)",
         "data augmentation: the official loader's --dal 1 ('standard') augmentation is not reproduced",
+        "1x1 convolutions: the official code computes the plain (not LU-decomposed) weight's log-determinant "
+        "(model.py: 'if True'); gm-jax uses the LU parameterisation of the paper's sec. 3.2",
+        "affine coupling scale: sigmoid(h + 2) in the official code; gm-jax bounds the log-scale by "
+        "max_log_scale (3) with a tanh",
     ),
 )
 

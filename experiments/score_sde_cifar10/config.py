@@ -6,7 +6,8 @@ SDE. Configs ``vp`` and ``subvp`` are its Table 2 rows; ``ve`` trains the same n
 the paper pairs only with its NCSN++ networks (no row to compare against).
 
 Sources: the paper (sec. 3-4, appendix C-D, Tables 2-3) and its official code, yang-song/score_sde
-(``configs/default_cifar10_configs.py`` and ``configs/{vp,subvp}/cifar10_ddpm_continuous.py``).
+(``configs/default_cifar10_configs.py``, ``configs/vp/ddpm/cifar10_continuous.py`` and
+``configs/subvp/cifar10_ddpm_continuous.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, 
 
 PAPER = "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations"
 DEFAULTS = "yang-song/score_sde configs/default_cifar10_configs.py"
-DDPM_CONT = "score_sde configs/vp/cifar10_ddpm_continuous.py"
+DDPM_CONT = "score_sde configs/vp/ddpm/cifar10_continuous.py"
 
 NETWORK = {
     "channels": Setting("128", f"{DDPM_CONT}: nf 128"),
@@ -24,7 +25,7 @@ NETWORK = {
     "num_res_blocks": Setting("2", f"{DDPM_CONT}: num_res_blocks 2"),
     "attention_resolutions": Setting("16", f"{DDPM_CONT}: attn_resolutions (16,)"),
     "dropout": Setting("0.1", f"{DEFAULTS}: dropout 0.1"),
-    "time_scale": Setting("999", "models/ddpm.py: continuous time enters the embedding as 999 t"),
+    "time_scale": Setting("999", "models/utils.py get_score_fn: continuous time enters the network as 999 t"),
     "train_eps": Setting("1e-5", "appendix C: t ~ U(eps, 1), eps = 1e-5"),
     "likelihood_weighting": Setting("false", f"{DEFAULTS}: likelihood_weighting False"),
     # likelihood (Table 2): the probability-flow ODE by RK45 at rtol = atol = 1e-5 from eps = 1e-5, with the
@@ -44,7 +45,9 @@ TRAINING = {
     "optimizer": Setting("adam", f"{DEFAULTS}: optimizer Adam, beta1 0.9"),
     "lr": Setting("2e-4", f"{DEFAULTS}: lr 2e-4"),
     "warmup_steps": Setting("5000", f"{DEFAULTS}: warmup 5000"),
-    "grad_clip": Setting("1.0", f"{DEFAULTS}: grad_clip 1."),
+    # the official loss is a mean over the 3,072 pixels (reduce_mean=True in the DDPM cont. configs); gm-jax's
+    # is half their sum, 1,536 times larger, so the same clipping threshold is 1,536 (Adam ignores the scale)
+    "grad_clip": Setting("1536", f"{DEFAULTS}: grad_clip 1. on the pixel-mean loss = 1536 on gm-jax's half-sum"),
     "ema_decay": Setting("0.9999", f"{DDPM_CONT}: ema_rate 0.9999"),
     "hflip": Setting("true", f"{DEFAULTS}: random_flip True"),
     "checkpoint_every": Setting("10000", "gm-jax: a checkpoint every 10k steps (not a paper setting)"),
@@ -91,7 +94,9 @@ VE = _recipe("ve", None, None, {
     "snr": Setting("0.16", f"{DEFAULTS}: snr 0.16"),
     "corrector_steps": Setting("1", f"{DEFAULTS}: n_steps_each 1"),
     "sample_eps": Setting("1e-5", "appendix C: VE sampling ends at eps = 1e-5"),
-}, ("the paper trains VE models only with NCSN++ networks: this config's DDPM U-Net has no published row",))
+}, ("the paper's VE results use NCSN++ networks, or (configs/ve/cifar10_ddpm.py) this U-Net trained with the "
+      "discrete SMLD objective, EMA 0.999 and scale_by_sigma; this config trains the continuous VE objective "
+      "instead, and no published row matches it",))
 VE = VE.replace(evaluations=(Evaluation("pc", "fid,is", INCEPTION_50K + ("--sampler", "pc"),
                                         "Table 3: PC sampling, 50k samples against the training set"), ODE_FID, NLL))
 

@@ -1,7 +1,8 @@
 """SNGAN with ResNets on CIFAR-10: Miyato, Kataoka, Koyama & Yoshida (2018), "Spectral Normalization for
 Generative Adversarial Networks", ICLR. The hinge loss, unconditional, ResNet setting.
 
-Sources: the paper (sec. 4: the ResNet's optimiser settings; appendix B.4: the ResNet architectures; Table 3).
+Sources: the paper (sec. 4: the ResNet's optimiser settings; appendix B.4: the ResNet architectures) and the
+evaluation code of its authors' library, pfnet-research/chainer-gan-lib (``common/evaluation.py``).
 """
 
 from __future__ import annotations
@@ -42,17 +43,18 @@ RECIPE = Recipe(
                    "sec. 4: IS of 50k samples"),
         Evaluation("fid", "fid", ("--real", "cifar10:test", "--num", "10000", "--features", "inception", "--resize",
                                   "tf1"),
-                   "sec. 4: FID against the test set [S]; 10k samples [M, unverified]"),
+                   "FID of 10k samples against the test set (pfnet-research/chainer-gan-lib common/evaluation.py "
+                   "calc_FID: n_ims = 10000)"),
     ),
     published=(
-        Published("Inception score", "is", "is_mean", 8.22, "Table 3 [P][S] (8.22 +- 0.05)"),
-        Published("FID (test set)", "fid", "fid", 21.7, "Table 3 [P][S]"),
+        Published("Inception score", "is", "is_mean", 8.22, "Miyato et al. 2018 [P][S] (8.22 +- 0.05)"),
+        Published("FID (test set)", "fid", "fid", 21.7, "Miyato et al. 2018 [P][S]"),
     ),
     deviations=(
         "generator width: the paper's ResNet generator has 256 channels and its discriminator 128; gm-jax's "
         "GAN has one width for both, set to the discriminator's 128",
-        "the FID sample count (10k) is from memory and unverified; the test-set reference is confirmed by the "
-        "maintainer of a reimplementation (GongXinyuu/sngan.pytorch#5)",
+        "the FID reference is the test set, as the maintainer of a reimplementation confirms "
+        "(GongXinyuu/sngan.pytorch#5)",
     ),
 )
 

@@ -48,13 +48,18 @@ RECIPE = Recipe(
     evaluations=(Evaluation("samples", "fid,is", INCEPTION, "sec. 5: IS of 50k samples (unsupervised)"),),
     published=(
         Published("Inception score (unsupervised)", "samples", "is_mean", 7.86, "Table 3 (7.86 +- 0.07) [S]"),
-        Published("FID", "samples", "fid", 36.4, "quoted in Song & Ermon 2019, Table 1 [S]"),
+        Published("FID (quoted by Song & Ermon 2019)", "samples", "fid", 36.4, "Song & Ermon 2019, Table 1 [S]"),
     ),
     deviations=(
         "generator normalisation: gm-jax's ResNet generator uses batch norm as the official one does, but its "
         "blocks follow Miyato et al.'s layout (shared with SNGAN); the critic has no normalisation, as in the code",
-        "the FID row is not the paper's (it reports only IS); its reference set and sample count are those of "
-        "the table that quotes it",
+        "the FID row is not the paper's (it reports only IS) but Song & Ermon's quote of it; the reference set "
+        "and sample count here (training set, 50k) are gm-jax's choice",
+        "the generator's batch: the official code trains the generator on twice the critic's batch "
+        "(GEN_BS_MULTIPLE = 2, 128 images); gm-jax uses one batch of 64 for both",
+        "the official critic sees real images with U(0, 1/128) noise added; gm-jax's GAN feeds them as they are",
+        "the committed gan_cifar_resnet.py sets CONDITIONAL = ACGAN = True (the supervised 8.42 row); the "
+        "unsupervised 7.86 row, reproduced here, is the same file with both False",
     ),
 )
 

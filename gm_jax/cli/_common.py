@@ -72,8 +72,12 @@ def configs_from_record(run: dict, config_cls, train_defaults: dict | None = Non
             config_from_dict(TrainConfig, {**(train_defaults or {}), **effective_train_config(run)}))
 
 
-def load_run(workdir: str, data_dir: str | None):
-    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``."""
+def load_run(workdir: str, data_dir: str | None, inference_sets=None):
+    """Rebuilds (run record, model, dataset, train config) from a work dir written by ``train``.
+
+    ``inference_sets`` (``--set FIELD=VALUE`` items) change the model's inference settings (a sampler's
+    spacing, an estimator's size: fields marked ``inference=True``) for this command only; any other field
+    would be another model and is refused in one line."""
     from gm_jax.data import load_dataset
     from gm_jax.train.rundir import read_run_record
 
@@ -83,6 +87,17 @@ def load_run(workdir: str, data_dir: str | None):
                          f"`gm-jax train MODEL --dataset NAME --workdir {workdir}`")
     config_cls, model_cls = model_entry(run["model"])
     model_cfg, train_cfg = configs_from_record(run, config_cls)
+    sets = parse_sets(inference_sets)
+    if sets:
+        from gm_jax.models import override
+        from gm_jax.models.base import inference_fields
+
+        free = inference_fields(config_cls)
+        fixed = sorted(set(sets) - free)
+        if fixed:
+            raise GMJaxError(f"--set {fixed[0]}: only inference settings change a trained {run['model']} "
+                             f"({', '.join(sorted(free)) or 'it has none'}); train another run to change the rest")
+        model_cfg = override(model_cfg, sets)
     dataset = load_dataset(run["dataset"], data_dir or run.get("data_dir"))
     return run, model_cls(model_cfg, dataset.spec), dataset, train_cfg
 
@@ -125,6 +140,9 @@ def add_sampler_flags(parser) -> None:
                         "default: the run's config)")
     parser.add_argument("--guidance", type=float,
                         help="classifier-free guidance scale w (conditional ddpm; default: the run's config)")
+    parser.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                        help="change an inference setting of the run for this command, e.g. timestep_spacing=quad "
+                             "or eval_timesteps=0 (repeatable; default: the run's config)")
 
 
 def seed_arg(text: str) -> int:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 
-from gm_jax.cli._common import CONFIG_FILE, check_out_path, load_run, print_results, sampler_kwargs
+from gm_jax.cli._common import CONFIG_FILE, check_out_path, load_run, parse_sets, print_results, sampler_kwargs
 from gm_jax.errors import GMJaxError
 from gm_jax.train.rundir import check_writable
 
 EVALUATIONS_FILE = "evaluations.json"
 EVALUATIONS_WHAT = "an evaluations file (a JSON object with a list of objects under 'evaluations')"
 # what makes two evaluations the same kind: a new one replaces an old one only when all of these agree
-KIND_FIELDS = ("metrics", "checkpoint_step", "features", "resize", "sampler", "num", "num_real", "real", "seed")
+KIND_FIELDS = ("metrics", "checkpoint_step", "features", "resize", "sampler", "sets", "num", "num_real", "real",
+               "seed")
 
 __all__ = ['cmd_evaluate']
 
@@ -41,6 +42,8 @@ def _provenance(args, metrics, run) -> dict:
     if run is not None:
         out["checkpoint_step"] = int(run["state"].step)
         out["sampler"] = sampler_kwargs(args, run["model"], run["record"])
+        if args.set:
+            out["sets"] = parse_sets(args.set)
     return out
 
 
@@ -108,12 +111,12 @@ def _evaluate_samples(args) -> int:
     mesh = parallel.make_mesh()
     run = None
     if fake_is_run:
-        record, model, dataset, train_cfg = load_run(args.fake, args.data_dir)
+        record, model, dataset, train_cfg = load_run(args.fake, args.data_dir, args.set)
         run = {"record": record, "model": model, "dataset": dataset, "train_cfg": train_cfg,
                "state": restore_state(model, dataset, train_cfg, args.fake, mesh, step=args.step)}
     elif "nll" in metrics:
         raise GMJaxError("nll needs a trained model: pass its work dir as --fake")
-    elif any(getattr(args, f) is not None for f in ("mode", "temperature", "sampler", "steps", "guidance")):
+    elif any(getattr(args, f) is not None for f in ("mode", "temperature", "sampler", "steps", "guidance", "set")):
         raise GMJaxError("sampling flags apply only when --fake is a run's work dir")
     results = {"fake": args.fake, "real": args.real}
     sample_metrics = [m for m in metrics if m != "nll"]
@@ -161,7 +164,7 @@ def _evaluate_run(args) -> int:
 
     from gm_jax.train import Checkpointer
 
-    run, model, dataset, train_cfg = load_run(args.workdir, args.data_dir)
+    run, model, dataset, train_cfg = load_run(args.workdir, args.data_dir, args.set)
     check_writable(args.workdir)
     results_path = os.path.join(args.workdir, "results.json")
     results = read_json_object(results_path, "a results file (a JSON object)")
@@ -181,6 +184,8 @@ def _evaluate_run(args) -> int:
         return 0
     results.update({"model": run["model"], "dataset": run["dataset"], "steps": step,
                     "num_params": num_params(state.params), **numbers})
+    if args.set:
+        results["nll_sets"] = parse_sets(args.set)
     write_json(results_path, results)
     print_results(results)
     return 0

@@ -25,7 +25,7 @@ def cmd_sample(args) -> int:
     if ext not in (".png", ".npz", ".txt"):
         raise GMJaxError(f"--out must end in .png or .npz (or .txt for text), got '{args.out}'")
     check_out_path(args.out)
-    run, model, dataset, train_cfg = load_run(args.workdir, args.data_dir)
+    run, model, dataset, train_cfg = load_run(args.workdir, args.data_dir, args.set)
     is_text = dataset.spec.kind == "text"
     if ext != ".npz" and (ext == ".txt") != is_text:
         raise GMJaxError(f"--out {args.out}: {run['dataset']} samples are written as "

@@ -87,7 +87,8 @@ def ddpm_sample(net_fn, schedule: DiffusionSchedule, key, shape, *, prediction: 
 
 
 def ddim_timesteps(num_train_steps: int, num_steps: int, *, spacing: str = "uniform") -> np.ndarray:
-    """The increasing 0-based steps [S] a strided sampler visits (the last one is where it starts).
+    """The increasing, distinct 0-based steps (S of them, fewer where rounding repeats one) a strided
+    sampler visits (the last one is where it starts).
 
     ``spacing``:
     - ``"uniform"`` (default): 0, k, 2k, ..., (S-1) k with k = T // S, the "uniform" skip of Song et al.'s
@@ -111,11 +112,10 @@ def ddim_timesteps(num_train_steps: int, num_steps: int, *, spacing: str = "unif
         ts = np.round(np.linspace(0, T - 1, S))
     else:
         ts = np.round(np.arange(T, 0, -T / S))[::-1] - 1
-    ts = np.unique(ts.astype(np.int32))
-    if ts.size != S:
-        raise GMJaxError(f"ddim_timesteps: spacing '{spacing}' gives only {ts.size} distinct steps for "
-                         f"num_steps={S} of T={T}; use fewer steps or spacing 'uniform'")
-    return ts
+    # Rounding can repeat a step ("quad" at S = 50 of T = 1000 gives 49). A step from t to the same t is the
+    # identity in DDIM's update (sigma = 0 and x_prev = x_t, for any eta), so the official sampler's
+    # repeats cost a network call and change nothing: they are dropped, and fewer than S steps run.
+    return np.unique(ts.astype(np.int32))
 
 
 def _abar_pair(schedule: DiffusionSchedule, t_prev):

@@ -85,6 +85,17 @@ def test_ddim_timesteps_and_bad_input():
                                   (np.linspace(0, np.sqrt(800), 10) ** 2).astype(int))
     np.testing.assert_array_equal(ddim_timesteps(1000, 4, spacing="linspace"), [0, 333, 666, 999])
     np.testing.assert_array_equal(ddim_timesteps(1000, 4, spacing="trailing"), [249, 499, 749, 999])
+    # rounding repeats a quad step at S = 50 of T = 1000; the repeat is dropped, because a DDIM step from t to
+    # the same t is the identity (for any eta), as it is in the official sampler that keeps it
+    quad = np.floor(np.linspace(0, np.sqrt(800), 50) ** 2).astype(int)
+    assert len(np.unique(quad)) == 49
+    np.testing.assert_array_equal(ddim_timesteps(1000, 50, spacing="quad"), np.unique(quad))
+    from gm_jax.samplers import ddim_step
+
+    x = jax.random.normal(jax.random.key(3), (4, 3))
+    for eta in (0.0, 1.0):
+        same, _ = ddim_step(EXACT_EPS, SCHEDULE, x, 57, 57, jax.random.key(4), eta=eta)
+        np.testing.assert_allclose(same, x, rtol=1e-5, atol=1e-6)
     with pytest.raises(GMJaxError, match="num_steps must be in"):
         ddim_timesteps(100, 101)
     with pytest.raises(GMJaxError, match="unknown spacing 'leading'"):
