@@ -4,6 +4,10 @@
     python benchmarks/recipes.py --config paper      # full size (each recipe's first paper config): a GPU job
     python benchmarks/recipes.py --recipes ddpm_cifar10,glow_cifar10
 
+With diffusers installed (the ``torch`` extra), fixed-variance DDPM recipes also get a row for the peer a user
+would pick instead: diffusers' UNet2DModel with the same architecture, MSE eps loss, Adam and clipping, and its
+DDPMScheduler's ancestral loop, timed in a subprocess.
+
 A train step is the trainer's own (``gm_jax.train.make_train_step`` with the recipe's TrainConfig: its
 optimizer, clipping, EMA and flips), jitted with the state donated, on random data of the recipe's shape.
 Sampling is the model's default sampler (the recipe's) for ``--samples`` examples, one jitted call. Every
@@ -72,6 +76,68 @@ def bench(recipe, *, batch: int | None, steps: int, samples: int) -> dict:
     return {"batch": batch, "steps_per_s": 1.0 / train_s, "examples_per_s": batch / train_s, "sample_s": sample_s}
 
 
+PEER = r"""
+import json, sys, time
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+cfg, batch, steps, samples = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+unet = UNet2DModel(**cfg)
+opt = torch.optim.Adam(unet.parameters(), lr=2e-4)
+sched = DDPMScheduler(num_train_timesteps=cfg.pop("_T"))
+shape = (batch, cfg["in_channels"], cfg["sample_size"], cfg["sample_size"])
+x = torch.rand(shape) * 2 - 1
+
+def step():
+    t = torch.randint(0, sched.config.num_train_timesteps, (batch,))
+    noise = torch.randn_like(x)
+    loss = torch.nn.functional.mse_loss(unet(sched.add_noise(x, noise, t), t).sample, noise)
+    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0); opt.step()
+
+step()
+start = time.perf_counter()
+for _ in range(steps):
+    step()
+train_s = (time.perf_counter() - start) / steps
+unet.eval()
+start = time.perf_counter()
+with torch.no_grad():
+    y = torch.randn((samples,) + shape[1:])
+    for t in sched.timesteps:
+        y = sched.step(unet(y, t).sample, t, y).prev_sample
+print(json.dumps({"steps_per_s": 1 / train_s, "examples_per_s": batch / train_s,
+                  "sample_s": time.perf_counter() - start}))
+"""
+
+
+def diffusers_peer(recipe, *, batch: int | None, steps: int, samples: int) -> dict | None:
+    """The same U-Net, loss and ancestral sampler in diffusers (PyTorch), in a subprocess (torch and JAX in one
+    process slow each other); None where diffusers is not installed or the recipe is not a fixed-variance ddpm."""
+    import importlib.util
+    import json
+    import subprocess
+
+    if recipe.model != "ddpm" or importlib.util.find_spec("diffusers") is None:
+        return None
+    model_cfg, train_cfg = recipe.configs()
+    if model_cfg.learn_variance:
+        return None
+    size, ch = recipe.spec.shape[0], model_cfg.channels
+    attn = [size >> i in set(model_cfg.attention_resolutions) for i in range(len(model_cfg.channel_mult))]
+    cfg = {"sample_size": size, "in_channels": recipe.spec.shape[2], "out_channels": recipe.spec.shape[2],
+           "layers_per_block": model_cfg.num_res_blocks, "block_out_channels": [ch * m for m in model_cfg.channel_mult],
+           "down_block_types": ["AttnDownBlock2D" if a else "DownBlock2D" for a in attn],
+           "up_block_types": ["AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
+           "norm_num_groups": min(32, ch), "norm_eps": 1e-6, "downsample_padding": 0, "flip_sin_to_cos": False,
+           "freq_shift": 1, "dropout": model_cfg.dropout, "_T": model_cfg.num_steps}
+    out = subprocess.run([sys.executable, "-c", PEER, json.dumps(cfg), str(batch or train_cfg.batch_size), str(steps),
+                          str(samples)], capture_output=True, text=True)
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     import importlib
 
@@ -95,6 +161,12 @@ def main(argv=None) -> int:
         paper = " / ".join(PAPER.get(name, ("-",)))
         print(f"| {name} | {config} | {recipe.num_params():,} | {r['batch']} | {r['steps_per_s']:.3g} | "
               f"{r['examples_per_s']:.3g} | {r['sample_s']:.3g} | {paper} |", flush=True)
+        peer = diffusers_peer(recipe, batch=args.batch, steps=args.steps, samples=args.samples)
+        if peer and "error" in peer:
+            print(f"| {name}: diffusers | {config} | - | - | {peer['error']} | | | |", flush=True)
+        elif peer:
+            print(f"| {name}: diffusers (PyTorch) | {config} | same layout | {r['batch']} | {peer['steps_per_s']:.3g} | "
+                  f"{peer['examples_per_s']:.3g} | {peer['sample_s']:.3g} | - |", flush=True)
     return 0
 
 
