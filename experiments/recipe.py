@@ -27,8 +27,8 @@ from typing import Mapping
 from gm_jax.data import DataSpec
 from gm_jax.errors import GMJaxError
 
-__all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "main", "CIFAR10", "MNIST",
-           "DIGITS"]
+__all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "check_run", "comparison_table",
+           "main", "CIFAR10", "MNIST", "DIGITS"]
 
 # The datasets recipes name, described without loading them (so --describe needs no data).
 CIFAR10 = DataSpec(name="cifar10", kind="image", shape=(32, 32, 3), num_levels=256, num_classes=10)
@@ -290,39 +290,6 @@ def comparison_table(recipe: Recipe, results: Mapping[str, dict]) -> str:
         ours = results.get(p.evaluation, {}).get(p.metric)
         ours = "not yet run" if ours is None else f"{ours:.4g}"
         lines.append(f"| {p.label} | {p.value:g} | {ours} | {p.source} |")
-    return "\n".join(lines)
-
-
-def readme(configs: Mapping[str, Recipe], doc: str, results_dir: str) -> str:
-    """A recipe folder's README: ``doc`` (its config module's docstring), how to run it, and per paper config
-    the paper's numbers beside ours, read from ``results_dir/<config>/recipe.json`` where a run was recorded."""
-    name = next(iter(configs.values())).name
-    papers = [c for c in configs if c != "smoke"]
-    lines = [f"# {name}", "", doc.strip(), "", "## Run", "", "```bash",
-             f"python -m experiments.{name} --describe          # resolved config and parameter count; no data",
-             f"python -m experiments.{name} --data-dir DIR      # train and evaluate by the paper's protocol",
-             f"python -m experiments.{name} --config smoke      # the same code path on the embedded digits",
-             "```", "",
-             f"Configs: {', '.join(papers)} (default {papers[0]}), and smoke. Runs resume; FID and IS need the "
-             "Inception weights (`--weights FILE`, or the cache of `gm-jax inception`). Copy a finished run's "
-             f"`recipe.json` to `experiments/{name}/results/CONFIG/` to record it here.", ""]
-    for config in papers:
-        recipe = configs[config]
-        path = os.path.join(results_dir, config, RESULTS_FILE)
-        results = {}
-        if os.path.isfile(path):
-            with open(path) as f:
-                recorded = json.load(f)
-            if (recorded.get("config"), recorded.get("dataset")) != (config, recipe.dataset):
-                raise GMJaxError(f"{path} records config {recorded.get('config')} on {recorded.get('dataset')}, "
-                                 f"not {config} on {recipe.dataset}")
-            results = recorded["evaluations"]
-        lines += [f"## Paper numbers beside ours: {config}" if len(papers) > 1 else "## Paper numbers beside ours", "",
-                  f"{recipe.model} on {recipe.dataset}.", "",
-                  comparison_table(recipe, results) if recipe.published else "The paper reports no number for this "
-                  "config.", ""]
-        if recipe.deviations:
-            lines += ["Differences from the paper:", ""] + [f"- {d}." for d in recipe.deviations] + [""]
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ tests/test_recipes.py fails when a README is out of date."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 
@@ -24,9 +25,44 @@ def recipe_folders() -> list[str]:
     return out
 
 
-def readme_of(name: str) -> str:
-    from experiments.recipe import readme
+def readme(configs, doc: str, results_dir: str) -> str:
+    """A recipe folder's README (``configs``: name -> :class:`~experiments.recipe.Recipe`): ``doc`` (its config
+    module's docstring), how to run it, and per paper config the paper's numbers beside ours, read from
+    ``results_dir/<config>/recipe.json`` where a run was recorded."""
+    from experiments.recipe import RESULTS_FILE, comparison_table
+    from gm_jax.errors import GMJaxError
 
+    name = next(iter(configs.values())).name
+    papers = [c for c in configs if c != "smoke"]
+    lines = [f"# {name}", "", doc.strip(), "", "## Run", "", "```bash",
+             f"python -m experiments.{name} --describe          # resolved config and parameter count; no data",
+             f"python -m experiments.{name} --data-dir DIR      # train and evaluate by the paper's protocol",
+             f"python -m experiments.{name} --config smoke      # the same code path on the embedded digits",
+             "```", "",
+             f"Configs: {', '.join(papers)} (default {papers[0]}), and smoke. Runs resume; FID and IS need the "
+             "Inception weights (`--weights FILE`, or the cache of `gm-jax inception`). Copy a finished run's "
+             f"`recipe.json` to `experiments/{name}/results/CONFIG/` to record it here.", ""]
+    for config in papers:
+        recipe = configs[config]
+        path = os.path.join(results_dir, config, RESULTS_FILE)
+        results = {}
+        if os.path.isfile(path):
+            with open(path) as f:
+                recorded = json.load(f)
+            if (recorded.get("config"), recorded.get("dataset")) != (config, recipe.dataset):
+                raise GMJaxError(f"{path} records config {recorded.get('config')} on {recorded.get('dataset')}, "
+                                 f"not {config} on {recipe.dataset}")
+            results = recorded["evaluations"]
+        lines += [f"## Paper numbers beside ours: {config}" if len(papers) > 1 else "## Paper numbers beside ours", "",
+                  f"{recipe.model} on {recipe.dataset}.", "",
+                  comparison_table(recipe, results) if recipe.published else "The paper reports no number for this "
+                  "config.", ""]
+        if recipe.deviations:
+            lines += ["Differences from the paper:", ""] + [f"- {d}." for d in recipe.deviations] + [""]
+    return "\n".join(lines)
+
+
+def readme_of(name: str) -> str:
     module = importlib.import_module(f"experiments.{name}.config")
     return readme(module.CONFIGS, module.__doc__, os.path.join(HERE, name, "results"))
 
@@ -36,8 +72,6 @@ BEGIN, END = "<!-- recipes -->", "<!-- /recipes -->"
 
 def recipes_table() -> str:
     """experiments/README.md's list: one row per (recipe, paper config) with the paper's numbers and ours."""
-    import json
-
     lines = ["| recipe | config | paper | numbers: paper / ours |", "|---|---|---|---|"]
     for name in recipe_folders():
         module = importlib.import_module(f"experiments.{name}.config")
