@@ -32,7 +32,7 @@ SETTINGS = {
 }
 
 
-def _timed(fn, *args, repeats=1):
+def timed(fn, *args, repeats=1):
     """Seconds per call of fn(*args) after one warm-up call (which compiles)."""
     jax.block_until_ready(fn(*args))
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def bench(setting: str, dtype):
     sample_schedule = make_schedule(linear_beta_schedule(sample_steps))
     sample = jax.jit(lambda p, key: ddpm_sample(lambda x, t: net.apply({"params": p}, x, t), sample_schedule, key,
                                                 (num_samples,) + image_shape))
-    sample_s = _timed(sample, state[0], k_sample)
+    sample_s = timed(sample, state[0], k_sample)
     return num_params, batch, train_rate, sample_steps, num_samples, sample_s
 
 

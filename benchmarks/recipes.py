@@ -27,21 +27,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from diffusion import timed  # noqa: E402  (benchmarks/diffusion.py, this script's neighbour)
 from experiments.update_recipe_readmes import recipe_folders  # noqa: E402
 from gm_jax.train import init_train_state, make_train_step  # noqa: E402
 from gm_jax.train.loop import make_optimizers  # noqa: E402
 
 # The papers' own figures, where they give one (shared/reference/published_results.md, section 5)
 PAPER = {"ddpm_cifar10": ("21 steps/s at batch 128 (TPU v3-8)", "256 samples in 17 s (TPU v3-8)")}
-
-
-def _timed(fn, *args, repeats=1):
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats
 
 
 def bench(recipe, *, batch: int | None, steps: int, samples: int) -> dict:
@@ -72,7 +64,7 @@ def bench(recipe, *, batch: int | None, steps: int, samples: int) -> dict:
     train_s = (time.perf_counter() - start) / steps
     variables = {"params": state.params, "state": state.model_state}
     sample = jax.jit(lambda v, k: model.sample(v, k, samples))
-    sample_s = _timed(sample, variables, jax.random.key(2))
+    sample_s = timed(sample, variables, jax.random.key(2))
     return {"batch": batch, "steps_per_s": 1.0 / train_s, "examples_per_s": batch / train_s, "sample_s": sample_s}
 
 

@@ -28,7 +28,7 @@ from gm_jax.data import DataSpec
 from gm_jax.errors import GMJaxError
 
 __all__ = ["Setting", "Evaluation", "Published", "Recipe", "smoke", "reproduce", "check_run", "comparison_table",
-           "main", "CIFAR10", "MNIST", "DIGITS"]
+           "main", "CIFAR10", "MNIST", "DIGITS", "TINY_UNET"]
 
 # The datasets recipes name, described without loading them (so --describe needs no data).
 CIFAR10 = DataSpec(name="cifar10", kind="image", shape=(32, 32, 3), num_levels=256, num_classes=10)
@@ -36,6 +36,8 @@ MNIST = DataSpec(name="mnist", kind="image", shape=(28, 28, 1), num_levels=256, 
 DIGITS = DataSpec(name="digits", kind="image", shape=(8, 8, 1), num_levels=17, num_classes=10)
 RESULTS_FILE = "recipe.json"
 SAMPLER_FLAGS = ("--sampler", "--steps", "--guidance", "--temperature", "--mode")
+# the smoke configs' U-Net (ddpm, ddim, iddpm, score_sde, ncsn): one level of 8 channels, no attention
+TINY_UNET = {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": ""}
 SMOKE_TRAIN = {"steps": "2", "batch_size": "8", "warmup_steps": "1", "checkpoint_every": "2", "log_every": "1",
                "num_samples": "4", "eval_batch_size": "64", "eval_max_examples": "32"}
 
@@ -187,10 +189,10 @@ def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mappi
                                                             "raw", *kept),
                                    source=f"smoke: FID of 16 samples on raw pixels (the paper's: {e.source})")
 
-    sets = {k: Setting(v, "smoke") for k, v in {**SMOKE_TRAIN}.items()}
     return recipe.replace(dataset="digits", spec=DIGITS, paper_num_params=None,
                           model_sets={k: Setting(v, "smoke") for k, v in model_sets.items()},
-                          train_sets=sets, evaluations=tuple(small(e) for e in recipe.evaluations))
+                          train_sets={k: Setting(v, "smoke") for k, v in SMOKE_TRAIN.items()},
+                          evaluations=tuple(small(e) for e in recipe.evaluations))
 
 
 # ------------------------------------------------------------------------------------------------ running

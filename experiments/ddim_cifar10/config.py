@@ -10,7 +10,7 @@ sampler. The spacing and eta are inference settings, passed to ``gm-jax evaluate
 from __future__ import annotations
 
 from experiments.ddpm_cifar10.config import INCEPTION_50K, RECIPE as DDPM
-from experiments.recipe import Evaluation, Published, Setting, smoke
+from experiments.recipe import Evaluation, Published, Setting, TINY_UNET, smoke
 
 PAPER = "Song, Meng & Ermon 2021, Denoising Diffusion Implicit Models"
 STEPS = (10, 20, 50, 100, 1000)
@@ -42,7 +42,6 @@ RECIPE = DDPM.replace(
 
 CONFIGS = {
     "paper": RECIPE,
-    "smoke": smoke(RECIPE, {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
-                            "num_steps": "50"},
+    "smoke": smoke(RECIPE, {**TINY_UNET, "num_steps": "50"},
                    sampler_flags={f"ddim_{s}": ("--sampler", "ddim", "--steps", str(min(s, 50))) for s in STEPS}),
 }

@@ -11,7 +11,7 @@ checkpoint) evaluate by the same protocol without training:
 
 from __future__ import annotations
 
-from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, TINY_UNET, smoke
 
 PAPER = "Ho, Jain & Abbeel 2020, Denoising Diffusion Probabilistic Models"
 CODE = "hojonathanho/diffusion scripts/run_cifar.py"
@@ -78,6 +78,5 @@ RECIPE = Recipe(
 
 CONFIGS = {
     "paper": RECIPE,
-    "smoke": smoke(RECIPE, {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
-                            "num_steps": "50"}),
+    "smoke": smoke(RECIPE, {**TINY_UNET, "num_steps": "50"}),
 }

@@ -9,7 +9,7 @@ CIFAR-10 with our L_hybrid objective and cosine noise schedule": MODEL_FLAGS, DI
 from __future__ import annotations
 
 from experiments.ddpm_cifar10.config import INCEPTION_50K
-from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, TINY_UNET, smoke
 
 PAPER = "Nichol & Dhariwal 2021, Improved Denoising Diffusion Probabilistic Models"
 README = "openai/improved-diffusion README, CIFAR-10 L_hybrid cosine"
@@ -71,6 +71,5 @@ RECIPE = Recipe(
 
 CONFIGS = {
     "paper": RECIPE,
-    "smoke": smoke(RECIPE, {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
-                            "num_steps": "20"}),
+    "smoke": smoke(RECIPE, {**TINY_UNET, "num_steps": "20"}),
 }

@@ -10,7 +10,7 @@ epsilon multiplied by 4: the chain is the same chain, rescaled.
 from __future__ import annotations
 
 from experiments.ddpm_cifar10.config import INCEPTION_50K
-from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, TINY_UNET, smoke
 
 PAPER = "Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution"
 CONFIG = "ermongroup/ncsn configs/anneal.yml (CIFAR-10 lines)"
@@ -65,6 +65,5 @@ RECIPE = Recipe(
 
 CONFIGS = {
     "paper": RECIPE,
-    "smoke": smoke(RECIPE, {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
-                            "num_scales": "3", "steps_per_sigma": "2"}),
+    "smoke": smoke(RECIPE, {**TINY_UNET, "num_scales": "3", "steps_per_sigma": "2"}),
 }

@@ -13,7 +13,7 @@ Sources: the paper (sec. 3-4, appendix C-D, Tables 2-3) and its official code, y
 from __future__ import annotations
 
 from experiments.ddpm_cifar10.config import INCEPTION_50K
-from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, TINY_UNET, smoke
 
 PAPER = "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations"
 DEFAULTS = "yang-song/score_sde configs/default_cifar10_configs.py"
@@ -100,6 +100,5 @@ VE = _recipe("ve", None, None, {
 VE = VE.replace(evaluations=(Evaluation("pc", "fid,is", INCEPTION_50K + ("--sampler", "pc"),
                                         "Table 3: PC sampling, 50k samples against the training set"), ODE_FID, NLL))
 
-_TINY = {"channels": "8", "channel_mult": "1", "num_res_blocks": "1", "attention_resolutions": "",
-         "sample_steps": "4", "ode_steps": "4", "trace": "exact"}
+_TINY = {**TINY_UNET, "sample_steps": "4", "ode_steps": "4", "trace": "exact"}
 CONFIGS = {"vp": VP, "subvp": SUBVP, "ve": VE, "smoke": smoke(VP, _TINY)}
