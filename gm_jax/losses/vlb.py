@@ -97,7 +97,7 @@ def diffusion_vlb(net_fn, schedule: DiffusionSchedule, x0, key, *, num_levels: i
         k_t, k_0, k_noise = jax.random.split(key, 3)
         total = term(jnp.zeros((batch,), jnp.int32), k_0)
         if T > 1:
-            ts, weights = stratified_timesteps(k_t, T, num_timesteps, batch)
+            ts, weights = stratified_timesteps(k_t, T, num_draws=num_timesteps, batch=batch)
 
             def body(total, inputs):
                 t, w, k = inputs
@@ -107,7 +107,7 @@ def diffusion_vlb(net_fn, schedule: DiffusionSchedule, x0, key, *, num_levels: i
     return prior_kl(schedule, x0) + total
 
 
-def stratified_timesteps(key, num_steps: int, num_draws: int, batch: int):
+def stratified_timesteps(key, num_steps: int, *, num_draws: int, batch: int):
     """Steps t_j [n, batch] and weights w_j [n] with E[sum_j w_j f(t_j)] = sum_{t=1}^{T-1} f(t) for any f.
 
     1..T-1 is cut into n = min(num_draws, T - 1) contiguous strata of near-equal size; t_j is uniform in

@@ -155,12 +155,12 @@ def test_vlb_of_exact_model_equals_log_density():
 
 def test_stratified_timesteps_cover_one_to_T_minus_one():
     # n = T - 1 strata of one step each: every example gets every step 1..T-1 exactly once, weight 1
-    ts, w = stratified_timesteps(jax.random.key(0), 10, 50, 3)
+    ts, w = stratified_timesteps(jax.random.key(0), 10, num_draws=50, batch=3)
     assert ts.shape == (9, 3) and np.array_equal(np.asarray(ts), np.repeat(np.arange(1, 10)[:, None], 3, 1))
     assert np.array_equal(np.asarray(w), np.ones(9))
     # n = 4 strata of 1..99: weights are the strata sizes, each draw inside its stratum, and the weighted
     # sum is unbiased for sum_t f(t)
-    ts, w = stratified_timesteps(jax.random.key(1), 100, 4, 20000)
+    ts, w = stratified_timesteps(jax.random.key(1), 100, num_draws=4, batch=20000)
     ts, w = np.asarray(ts), np.asarray(w)
     assert w.sum() == 99 and ts.min() >= 1 and ts.max() <= 99
     edges = np.concatenate([[1], 1 + np.cumsum(w)]).astype(int)
