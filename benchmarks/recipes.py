@@ -10,8 +10,9 @@ DDPMScheduler's ancestral loop, timed in a subprocess.
 
 A train step is the trainer's own (``gm_jax.train.make_train_step`` with the recipe's TrainConfig: its
 optimizer, clipping, EMA and flips), jitted with the state donated, on random data of the recipe's shape.
-Sampling is the model's default sampler (the recipe's) for ``--samples`` examples, one jitted call. Every
-timing follows a warm-up call (which compiles) and ends in ``block_until_ready``.
+Sampling is the model's default sampler (the recipe's; translation models translate random images) for
+``--samples`` examples, one jitted call. Every timing follows a warm-up call (which compiles) and ends in
+``block_until_ready``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diffusion import timed  # noqa: E402  (benchmarks/diffusion.py, this script's neighbour)
 from experiments.update_recipe_readmes import recipe_folders  # noqa: E402
+from gm_jax.models.base import accepts_kwarg  # noqa: E402
 from gm_jax.train import init_train_state, make_train_step  # noqa: E402
 from gm_jax.train.loop import make_optimizers  # noqa: E402
 
@@ -45,6 +47,8 @@ def bench(recipe, *, batch: int | None, steps: int, samples: int) -> dict:
     data = {spec.data_key: jnp.asarray(rng.integers(0, spec.num_levels, (batch, *spec.shape)), jnp.int32)}
     if spec.num_classes:
         data["label"] = jnp.asarray(rng.integers(0, spec.num_classes, (batch,)), jnp.int32)
+    if spec.second_domain:  # a two-domain (translation) dataset
+        data["image_b"] = jnp.asarray(rng.integers(0, spec.num_levels, (batch, *spec.shape)), jnp.int32)
     optimizers = make_optimizers(model, train_cfg)
     state = init_train_state(model.init(jax.random.key(0), data), optimizers, jax.random.key(1),
                              ema=train_cfg.ema_decay > 0)
@@ -63,7 +67,9 @@ def bench(recipe, *, batch: int | None, steps: int, samples: int) -> dict:
     jax.block_until_ready(state)
     train_s = (time.perf_counter() - start) / steps
     variables = {"params": state.params, "state": state.model_state}
-    sample = jax.jit(lambda v, k: model.sample(v, k, samples))
+    # translation models (CycleGAN) translate given images; the rest sample from noise
+    source = {"source": data[spec.data_key][:samples]} if accepts_kwarg(model.sample, "source") else {}
+    sample = jax.jit(lambda v, k: model.sample(v, k, samples, **source))
     sample_s = timed(sample, variables, jax.random.key(2))
     return {"batch": batch, "steps_per_s": 1.0 / train_s, "examples_per_s": batch / train_s, "sample_s": sample_s}
 

@@ -56,13 +56,15 @@ class Evaluation:
 
     ``metrics`` ``nll`` reads the test NLL the trainer wrote (results.json); anything else (``fid,is``, ...)
     runs ``gm-jax evaluate --metrics METRICS --fake RUN`` with ``flags`` (reference set, sample count,
-    features, resize, sampler and steps).
+    features, resize, sampler and steps). ``translate`` > 0 (translation models): the fake side is the
+    model's translations of the first ``translate`` test images, written by ``gm-jax sample --out``.
     """
 
     name: str
     metrics: str
     flags: tuple[str, ...] = ()
     source: str = ""
+    translate: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,12 +173,13 @@ class Recipe:
         return "\n".join(lines)
 
 
-def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mapping[str, tuple[str, ...]] = {}
-          ) -> Recipe:
-    """The ``smoke`` config of ``recipe``: the same model, training and evaluation code on the embedded digits,
-    with ``model_sets`` (tiny widths) over the paper's, two training steps, and each sample-quality
-    evaluation cut to FID of 16 samples on raw pixels (no feature-network weights), keeping the paper's
-    sampler flags unless ``sampler_flags`` (evaluation name -> flags) replaces them."""
+def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mapping[str, tuple[str, ...]] = {},
+          dataset: str = "digits", spec: DataSpec = DIGITS, real: str = "digits:test") -> Recipe:
+    """The ``smoke`` config of ``recipe``: the same model, training and evaluation code on an embedded dataset
+    (``dataset``, described by ``spec``; the digits unless a recipe needs another layout), with ``model_sets``
+    (tiny widths) over the paper's, two training steps, and each sample-quality evaluation cut to FID of 16
+    samples (or translations) against ``real`` on raw pixels (no feature-network weights), keeping the
+    paper's sampler flags unless ``sampler_flags`` (evaluation name -> flags) replaces them."""
 
     def small(e: Evaluation) -> Evaluation:
         if e.metrics == "nll":
@@ -185,11 +188,11 @@ def smoke(recipe: Recipe, model_sets: Mapping[str, str], *, sampler_flags: Mappi
         if kept is None:
             kept = tuple(a for i in range(0, len(e.flags) - 1, 2) if e.flags[i] in SAMPLER_FLAGS
                          for a in e.flags[i:i + 2])
-        return dataclasses.replace(e, metrics="fid", flags=("--real", "digits:test", "--num", "16", "--features",
-                                                            "raw", *kept),
+        return dataclasses.replace(e, metrics="fid", flags=("--real", real, "--num", "16", "--features", "raw", *kept),
+                                   translate=16 if e.translate else 0,
                                    source=f"smoke: FID of 16 samples on raw pixels (the paper's: {e.source})")
 
-    return recipe.replace(dataset="digits", spec=DIGITS, paper_num_params=None,
+    return recipe.replace(dataset=dataset, spec=spec, paper_num_params=None,
                           model_sets={k: Setting(v, "smoke") for k, v in model_sets.items()},
                           train_sets={k: Setting(v, "smoke") for k, v in SMOKE_TRAIN.items()},
                           evaluations=tuple(small(e) for e in recipe.evaluations))
@@ -279,8 +282,13 @@ def _evaluate(recipe: Recipe, evaluation: Evaluation, workdir: str, data_dir: st
             results = _read_json(path)
         return {k: results[k] for k in ("test_nll_nats", "test_bits_per_dim") if k in results}
     out = os.path.join(workdir, f"recipe_eval_{recipe.name}_{evaluation.name}.json")
+    fake = workdir
+    if evaluation.translate:  # a translation model: score its translations of the test images
+        fake = os.path.join(workdir, f"recipe_translations_{recipe.name}_{evaluation.name}.npz")
+        if not os.path.isfile(fake) or not os.path.isfile(out):
+            _gm_jax(["sample", "--workdir", workdir, "--out", fake, "--num", str(evaluation.translate), *common])
     if not os.path.isfile(out):
-        _gm_jax(["evaluate", "--metrics", evaluation.metrics, "--fake", workdir, "--out", out, *evaluation.flags,
+        _gm_jax(["evaluate", "--metrics", evaluation.metrics, "--fake", fake, "--out", out, *evaluation.flags,
                  *(["--weights", weights] if weights else []), *common])
     return _read_json(out)
 

@@ -31,7 +31,8 @@ def _run(configs, argv):
 
 def test_the_issue_recipes_have_folders():
     assert {"ddpm_cifar10", "iddpm_cifar10", "ddim_cifar10", "score_sde_cifar10", "ncsn_cifar10", "glow_cifar10",
-            "wgan_gp_cifar10", "sngan_cifar10", "iwae_mnist"} <= set(FOLDERS)
+            "wgan_gp_cifar10", "sngan_cifar10", "iwae_mnist", "dcgan_cifar10", "realnvp_cifar10",
+            "gated_pixelcnn_cifar10", "pixelcnn_pp_cifar10", "cyclegan_horse2zebra"} <= set(FOLDERS)
 
 
 @pytest.mark.parametrize("name", FOLDERS)

@@ -10,7 +10,7 @@ epsilon multiplied by 4: the chain is the same chain, rescaled.
 from __future__ import annotations
 
 from experiments.ddpm_cifar10.config import INCEPTION_50K
-from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, TINY_UNET, smoke
+from experiments.recipe import CIFAR10, Evaluation, Published, Recipe, Setting, smoke
 
 PAPER = "Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution"
 CONFIG = "ermongroup/ncsn configs/anneal.yml (CIFAR-10 lines)"
@@ -22,10 +22,9 @@ RECIPE = Recipe(
     dataset="cifar10",
     spec=CIFAR10,
     model_sets={
-        "channels": Setting("128", f"{CONFIG}: ngf 128 (the RefineNet's width; see the differences)"),
-        "channel_mult": Setting("1,2,2,2", "gm-jax: the DDPM U-Net's CIFAR-10 levels in place of the RefineNet"),
-        "num_res_blocks": Setting("2", "gm-jax: the DDPM U-Net's CIFAR-10 blocks in place of the RefineNet"),
-        "attention_resolutions": Setting("16", "gm-jax: the DDPM U-Net's CIFAR-10 attention"),
+        "architecture": Setting("refinenet", "appendix B.1: the conditional dilated RefineNet with CIN++ "
+                                             "(models/cond_refinenet_dilated.py, CondRefineNetDilated)"),
+        "channels": Setting("128", f"{CONFIG}: ngf 128"),
         "dropout": Setting("0", "the paper uses no dropout"),
         "num_scales": Setting("10", "sec. 5: L = 10"),
         "sigma_max": Setting("2.0", f"sec. 5: sigma_1 = 1 on [0, 1] images ({CONFIG}: sigma_begin 1), x2 for [-1, 1]"),
@@ -55,9 +54,8 @@ RECIPE = Recipe(
         Published("FID (50k, train set)", "samples", "fid", 25.32, "Table 1 [S][P]"),
     ),
     deviations=(
-        "network: the paper's RefineNet with dilated convolutions and conditional instance norm "
-        "(models/cond_refinenet_dilated.py) is not in gm-jax yet; the recipe uses the DDPM U-Net at the same "
-        "base width, conditioned on the noise level by its time embedding",
+        "initialisation: the official convolutions keep PyTorch's default initialisers; gm-jax's keep Flax's "
+        "(the CIN++ embeddings are initialised as in the official code)",
         "initial state: the official sampler starts from uniform noise in [0, 1]; gm-jax starts from "
         "N(0, sigma_1^2 I)",
     ),
@@ -65,5 +63,5 @@ RECIPE = Recipe(
 
 CONFIGS = {
     "paper": RECIPE,
-    "smoke": smoke(RECIPE, {**TINY_UNET, "num_scales": "3", "steps_per_sigma": "2"}),
+    "smoke": smoke(RECIPE, {"channels": "4", "num_scales": "3", "steps_per_sigma": "2"}),
 }

@@ -22,7 +22,7 @@ from gm_jax.errors import GMJaxError
 
 __all__ = ["EMBEDDED", "DataSpec", "Dataset", "default_data_dir", "load_dataset", "batch_indices"]
 
-EMBEDDED = ("digits", "shakespeare") + tuple(f"toy2d/{n}" for n in
+EMBEDDED = ("digits", "digits2inverted", "shakespeare") + tuple(f"toy2d/{n}" for n in
                                ("eight_gaussians", "checkerboard", "rings", "moons", "two_spirals", "pinwheel"))
 
 
@@ -39,6 +39,9 @@ class DataSpec:
         vocabulary size), None for points.
       num_classes: number of labels, 0 when the data has none.
       vocabulary: for text, the string whose i-th character is token i (to decode samples); else None.
+      second_domain: the examples also hold ``image_b``, an image of a second domain, unaligned with
+        ``image`` (two-domain translation datasets such as ``cycle_gan/horse2zebra``; see
+        :mod:`gm_jax.data.domains`).
     """
 
     name: str
@@ -47,6 +50,7 @@ class DataSpec:
     num_levels: int | None
     num_classes: int
     vocabulary: str | None = None
+    second_domain: bool = False
 
     @property
     def num_dims(self) -> int:
@@ -73,7 +77,14 @@ class Dataset:
         indices = [int(i) for i in np.asarray(indices)]
         records = source.__getitems__(indices) if hasattr(source, "__getitems__") else [source[i] for i in indices]
         keys = [k for k in (self.spec.data_key, "label") if self.spec.num_classes or k != "label"]
-        return {k: np.stack([np.asarray(r[k]) for r in records]) for k in keys}
+        if self.spec.second_domain and records and "image_b" in records[0]:  # not the single-domain splits
+            keys.append("image_b")
+        try:
+            return {k: np.stack([np.asarray(r[k]) for r in records]) for k in keys}
+        except ValueError:  # np.stack of differently shaped images
+            shapes = sorted({tuple(np.shape(r[k])) for r in records for k in keys if k != "label"})
+            raise GMJaxError(f"{self.spec.name}:{split} holds images of different sizes {shapes[:3]}; gm-jax "
+                             f"needs one size ({tuple(self.spec.shape)})") from None
 
 
 def default_data_dir() -> str:
@@ -113,8 +124,9 @@ def _internet_reachable(host: str = "storage.googleapis.com", timeout: float = 3
 
 
 def _register_builders():
-    # Importing the modules registers their builders with TFDS under "digits", "toy2d" and "shakespeare".
-    from gm_jax.data import digits, text, toy2d  # noqa: F401
+    # Importing the modules registers their builders with TFDS under "digits", "digits2inverted", "toy2d" and
+    # "shakespeare".
+    from gm_jax.data import digits, domains, text, toy2d  # noqa: F401
 
 
 def load_dataset(name: str, data_dir: str | None = None, download: bool = True) -> Dataset:
@@ -165,6 +177,11 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = True) 
                 "and copy the directory here, or pass --data-dir") from None
     with _quiet_tfds():
         splits = builder.as_data_source()
+    from gm_jax.data.domains import TWO_DOMAIN_SPLITS, two_domain_splits
+
+    if set(TWO_DOMAIN_SPLITS) <= set(splits):
+        return Dataset(spec=_spec_from_info(name, builder.info, two_domain=splits["trainA"]),
+                       splits=two_domain_splits(splits))
     return Dataset(spec=_spec_from_info(name, builder.info), splits=splits)
 
 
@@ -182,7 +199,10 @@ def _prepared_meanwhile(name: str, data_dir: str) -> bool:
         return tfds.builder(name, data_dir=data_dir, file_format="array_record").is_prepared()
 
 
-def _spec_from_info(name: str, info) -> DataSpec:
+def _spec_from_info(name: str, info, two_domain=None) -> DataSpec:
+    """The DataSpec of a TFDS dataset; ``two_domain``: its trainA source, for a two-domain dataset (whose
+    images' size is that of the first A image where the catalog leaves it open, as cycle_gan's does; its
+    labels name the domain and are dropped)."""
     features = info.features
     metadata = info.metadata or {}
     if "text" in features:
@@ -191,6 +211,8 @@ def _spec_from_info(name: str, info) -> DataSpec:
                         num_classes=0, vocabulary=metadata.get("vocabulary"))
     if "image" in features:
         shape = tuple(features["image"].shape)
+        if None in shape and two_domain is not None and len(two_domain):
+            shape = tuple(np.shape(two_domain[0]["image"]))
         if None in shape:
             raise GMJaxError(f"dataset '{name}' has images of varying size {shape}; gm-jax needs a fixed size")
         num_levels = int(info.metadata.get("num_levels", 256)) if info.metadata else 256
@@ -200,6 +222,11 @@ def _spec_from_info(name: str, info) -> DataSpec:
     else:
         raise GMJaxError(f"dataset '{name}' has no 'image', 'point' or 'text' feature "
                          f"(features: {', '.join(features.keys())})")
+    if two_domain is not None:
+        if kind != "image":
+            raise GMJaxError(f"dataset '{name}' has the two-domain splits trainA, trainB, testA and testB but no "
+                             "images")
+        return DataSpec(name=name, kind=kind, shape=shape, num_levels=num_levels, num_classes=0, second_domain=True)
     num_classes = features["label"].num_classes if "label" in features else 0
     return DataSpec(name=name, kind=kind, shape=shape, num_levels=num_levels, num_classes=num_classes)
 

@@ -11,7 +11,8 @@ is exact, and sampling is :func:`gm_jax.samplers.ancestral_sample` (one network 
   log-density. With ``num_orderings`` > 1, training picks one of a fixed set of orderings per step
   (order-agnostic training) and ``log_prob`` is the ensemble log (1/K sum_k p_k(x)) over all of them.
 - ``pixelcnn``: a Gated PixelCNN with a K-way categorical per subpixel or PixelCNN++'s coupled mixture of
-  discretized logistics (Salimans et al. 2017); optional class conditioning.
+  discretized logistics (Salimans et al. 2017), or PixelCNN++'s own network (``architecture=pixelcnn++``:
+  down/up-sampling streams of gated ResNet blocks, dropout); optional class conditioning.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gm_jax.losses.likelihood import bits_per_dim
 from gm_jax.models.base import Config, check_hidden, check_positive, hparam
 from gm_jax.nets.made import MADE
 from gm_jax.nets.pixelcnn import GatedPixelCNN
+from gm_jax.nets.pixelcnn_pp import PixelCNNPlusPlus
 from gm_jax.samplers.ancestral import ancestral_sample
 
 __all__ = ["MADEConfig", "MADEModel", "PixelCNNConfig", "PixelCNN"]
@@ -199,33 +201,47 @@ class MADEModel:
 # ---------------------------------------------------------------------------------------------- PixelCNN
 @dataclasses.dataclass(frozen=True)
 class PixelCNNConfig(Config):
-    """Gated PixelCNN hyper-parameters.
+    """PixelCNN hyper-parameters.
 
-    likelihood: ``categorical`` (K-way per subpixel, channels in order) or ``dmol`` (PixelCNN++'s coupled
+    architecture: ``gated`` (van den Oord et al. 2016: ``num_layers`` gated layers of ``features``
+    channels, ``kernel_size``, ``head_features``) or ``pixelcnn++`` (Salimans et al. 2017: streams of
+    ``features`` channels over three resolutions, ``num_resnet`` gated ResNet blocks per resolution,
+    ``dropout``; likelihood dmol, weight-normalised layers). likelihood: ``categorical`` (K-way per subpixel, channels in order) or ``dmol`` (PixelCNN++'s coupled
     mixture of ``num_mixtures`` discretized logistics). ``features``: channels of each stack;
     ``kernel_size``: odd n (vertical (n//2+1) x n, horizontal 1 x n); ``head_features``: per-pixel
     output network width; ``conditional``: a learned per-class bias in every gate.
     """
 
-    features: int = hparam(32, "channels of the vertical and horizontal stacks")
+    architecture: Literal["gated", "pixelcnn++"] = hparam(
+        "gated", "gated (Gated PixelCNN stacks) or pixelcnn++ (PixelCNN++'s down/up-sampling ResNet streams)")
+    features: int = hparam(32, "channels of the stacks (gated) or streams (pixelcnn++)")
     num_layers: int = hparam(6, "gated layers")
     kernel_size: int = hparam(3, "odd n: vertical (n//2+1) x n and horizontal 1 x n kernels")
     head_features: int = hparam(64, "width of the per-pixel output network")
     likelihood: Literal["categorical", "dmol"] = hparam(
         "categorical", "categorical (K-way per subpixel) or dmol (PixelCNN++ logistic mixture)")
     num_mixtures: int = hparam(5, "discretized logistic components (likelihood=dmol)")
+    num_resnet: int = hparam(5, "gated ResNet blocks per resolution (architecture=pixelcnn++)")
+    dropout: float = hparam(0.0, "dropout rate in the gated ResNet blocks while training (architecture=pixelcnn++)")
     conditional: bool = hparam(False, "a learned per-class bias in every gate (class-conditional)")
     compute_dtype: Literal["float32", "bfloat16"] = hparam(
         "float32", "network compute precision (parameters stay float32)")
 
     def validate(self):
-        check_positive(self, "features", "num_layers", "head_features", "num_mixtures")
+        check_positive(self, "features", "num_layers", "head_features", "num_mixtures", "num_resnet")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise GMJaxError(f"kernel_size must be odd and >= 3, got {self.kernel_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GMJaxError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.architecture == "pixelcnn++" and self.likelihood != "dmol":
+            raise GMJaxError("architecture=pixelcnn++ models whole pixels with a logistic mixture: set "
+                             "likelihood=dmol")
+        if self.architecture == "gated" and self.dropout:
+            raise GMJaxError("dropout applies to architecture=pixelcnn++ only; set dropout=0")
 
 
 class PixelCNN:
-    """Gated PixelCNN on integer images: batches {"image": uint8 [B, H, W, C]} (+ "label" [B] if conditional)."""
+    """PixelCNN on integer images: batches {"image": uint8 [B, H, W, C]} (+ "label" [B] if conditional)."""
 
     has_log_prob = True
     # Main job on digits: 1,000 steps of 64 (~3 CPU-minutes) reach ~78 nats on the test digits.
@@ -237,10 +253,16 @@ class PixelCNN:
             raise GMJaxError(f"pixelcnn models images, and {spec.name} holds points; use made for points")
         _check_conditional(config, spec)
         self.config, self.spec = config, spec
+        num_classes = spec.num_classes if config.conditional else 0
+        if config.architecture == "pixelcnn++":
+            self.net = PixelCNNPlusPlus(spec.shape[-1], features=config.features, num_resnet=config.num_resnet,
+                                        num_mixtures=config.num_mixtures, dropout=config.dropout,
+                                        num_classes=num_classes, dtype=_DTYPES[config.compute_dtype])
+            return
         self.net = GatedPixelCNN(
             num_levels=spec.num_levels, num_channels=spec.shape[-1], features=config.features,
             num_layers=config.num_layers, kernel_size=config.kernel_size, head_features=config.head_features,
-            num_classes=spec.num_classes if config.conditional else 0, head=config.likelihood,
+            num_classes=num_classes, head=config.likelihood,
             num_mixtures=config.num_mixtures, dtype=_DTYPES[config.compute_dtype])
 
     def _labels(self, labels):
@@ -251,11 +273,14 @@ class PixelCNN:
             raise GMJaxError("this PixelCNN is conditional: batches (and sampling) need labels")
         return jnp.asarray(labels, jnp.int32)
 
-    def _log_prob(self, params, x, labels):
-        """Exact log P(x) [B] of integer images x [B, H, W, C]."""
+    def _log_prob(self, params, x, labels, dropout_key=None):
+        """Exact log P(x) [B] of integer images x [B, H, W, C]; ``dropout_key``: training (PixelCNN++'s dropout)."""
         k = self.spec.num_levels
         xm = to_centres(x, k)
-        out = self.net.apply({"params": params}, xm, labels)
+        if dropout_key is not None and self.config.dropout:
+            out = self.net.apply({"params": params}, xm, labels, True, rngs={"dropout": dropout_key})
+        else:
+            out = self.net.apply({"params": params}, xm, labels)
         if self.config.likelihood == "categorical":
             return D.categorical_log_prob(x, out)
         return D.coupled_discretized_logistic_mixture_log_prob(
@@ -267,8 +292,8 @@ class PixelCNN:
         return {"params": self.net.init(key, x, labels)["params"], "state": {}}
 
     def loss(self, variables, batch, key):
-        """Mean exact NLL in nats per image (``key`` unused: the model is deterministic)."""
-        lp = self._log_prob(variables["params"], batch["image"], self._labels(batch.get("label")))
+        """Mean exact NLL in nats per image (``key`` draws PixelCNN++'s dropout; unused without it)."""
+        lp = self._log_prob(variables["params"], batch["image"], self._labels(batch.get("label")), key)
         nll, metrics = _metrics(lp, self.spec)
         return nll, metrics, variables["state"]
 

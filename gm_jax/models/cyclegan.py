@@ -20,10 +20,13 @@ D"; G: 1/2 (f-1)^2, half the paper's generator term, so relative to the L1 terms
 is half the paper's); the paper's history buffer of 50 generated images for the discriminator and its
 linear learning-rate decay over the second half of training are not used.
 
-The example task (no paired data exists): domain A is the dataset's images, domain B a fixed transform of
-them, ``transform`` = ``invert`` (x -> K-1-x, K grey levels) or ``flip`` (left-right mirror). Within a
-batch the B images are the transformed A images rolled by a random shift s in [1, B-1], so no A image
-meets its own transform: the pairs the model sees are never aligned (and the shift changes every step).
+Domains: on a two-domain dataset (``cycle_gan/horse2zebra`` and the rest of the TFDS cycle_gan family, or
+the embedded ``digits2inverted``; :mod:`gm_jax.data.domains`) A and B are its ``image`` and ``image_b``
+(``transform`` = ``second_domain``, what ``auto`` picks there). On a one-domain dataset (``auto``: invert)
+domain B is a fixed transform of the images, ``transform`` = ``invert`` (x -> K-1-x, K grey levels) or
+``flip`` (left-right mirror): within a batch the B images are the transformed A images rolled by a random
+shift s in [1, B-1], so no A image meets its own transform: the pairs the model sees are never aligned
+(and the shift changes every step).
 
 Model space: integers 0..K-1 are uniformly dequantized into [-1, 1] for training (bin centres for
 translation), the range of the generators' tanh. Parameter groups (updated in this order each step, with
@@ -52,7 +55,7 @@ from gm_jax.nets.cyclegan import Padding, PatchDiscriminator, ResNetTranslator
 
 __all__ = ["CycleGAN", "CycleGANConfig", "TRANSFORMS", "DIRECTIONS"]
 
-Transform = Literal["invert", "flip"]
+Transform = Literal["auto", "second_domain", "invert", "flip"]
 Direction = Literal["a_to_b", "b_to_a"]
 TRANSFORMS = typing.get_args(Transform)
 DIRECTIONS = typing.get_args(Direction)
@@ -62,7 +65,9 @@ DIRECTIONS = typing.get_args(Direction)
 class CycleGANConfig(Config):
     """CycleGAN hyper-parameters (defaults: the paper's objective and optimizer, networks sized for 8 x 8).
 
-    Task: ``transform`` (invert | flip) makes domain B from the dataset's images (domain A).
+    Task: ``transform``: ``second_domain`` (a two-domain dataset's B images), or ``invert`` | ``flip``
+    (domain B made from the dataset's images, domain A); ``auto``: second_domain where the dataset has one,
+    else invert.
     Objective: ``loss`` (one of GAN_LOSSES; least_squares in the paper), ``lambda_cycle`` (lambda = 10)
     and ``identity_weight`` (Zhu et al. use 0.5 lambda = 5 where colours must be kept, e.g. photo <-> painting;
     0 here, the default, because inverting digits changes every intensity, and with 5 the invert task did not
@@ -74,7 +79,9 @@ class CycleGANConfig(Config):
     channels, ``d_layers`` stride-2 convs, ``d_kernel`` kernel (paper: 64, 3, 4).
     """
 
-    transform: Transform = hparam("invert", "how domain B is made from the dataset's images (domain A)")
+    transform: Transform = hparam(
+        "auto", "domain B: second_domain (a two-domain dataset's), invert or flip of the images; auto: the "
+                "dataset's second domain if it has one, else invert")
     loss: GANLoss = hparam("least_squares", "adversarial objective (least_squares in the paper)")
     lambda_cycle: float = hparam(10.0, "weight lambda of the cycle-consistency loss")
     identity_weight: float = hparam(0.0, "weight of the identity loss (paper: 0.5 lambda where colours must be kept)")
@@ -126,7 +133,13 @@ class CycleGAN:
                              "lower num_down")
         if config.padding == "reflect" and (config.in_kernel - 1) // 2 >= min(h, w):
             raise GMJaxError(f"in_kernel={config.in_kernel} is too large for {h}x{w} images")
-        self.config, self.spec = config, spec
+        transform = config.transform
+        if transform == "auto":
+            transform = "second_domain" if spec.second_domain else "invert"
+        if transform == "second_domain" and not spec.second_domain:
+            raise GMJaxError(f"transform=second_domain needs a two-domain dataset (e.g. cycle_gan/horse2zebra or "
+                             f"digits2inverted), and {spec.name} has one domain; use transform=invert or flip")
+        self.config, self.spec, self.transform = config, spec, transform
         self.generator = ResNetTranslator(config.width, config.num_blocks, config.num_down, config.in_kernel,
                                           out_channels=spec.shape[-1], padding=config.padding)
         self.discriminator = PatchDiscriminator(config.d_width, config.d_layers, config.d_kernel)
@@ -139,7 +152,9 @@ class CycleGAN:
         """The fixed transform making domain B, in data space: integers [B, H, W, C] -> [B, H, W, C], same
         dtype (``invert``: K-1-x; ``flip``: mirrored left-right, the W axis)."""
         x = jnp.asarray(x)
-        if self.config.transform == "invert":
+        if self.transform == "second_domain":
+            raise GMJaxError(f"{self.spec.name}'s domain B is its own images (image_b), not a transform of A")
+        if self.transform == "invert":
             return (self.spec.num_levels - 1 - x.astype(jnp.int32)).astype(x.dtype)
         return x[:, :, ::-1, :]
 
@@ -189,9 +204,13 @@ class CycleGAN:
                 "state": {"generator": {}, "discriminator": {}}}
 
     def unpaired_batch(self, batch, key):
-        """(a, b) model-space batches [B, H, W, C] from one data batch: a = the images, b = the transform of
-        the images rolled by a random shift in [1, B-1] (never aligned with a), both dequantized."""
+        """(a, b) model-space batches [B, H, W, C] from one data batch: a = the images, b = the batch's
+        ``image_b`` (a two-domain dataset) or the transform of the images rolled by a random shift in
+        [1, B-1] (never aligned with a), both dequantized."""
         x = jnp.asarray(batch[self.spec.data_key])
+        if self.transform == "second_domain":
+            k_a, k_b = jax.random.split(key)
+            return self.to_model_space(x, k_a), self.to_model_space(jnp.asarray(batch["image_b"]), k_b)
         n = x.shape[0]
         if n < 2:
             raise GMJaxError(f"cyclegan needs batches of at least 2 images to draw unpaired domains, got {n}")

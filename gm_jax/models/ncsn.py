@@ -13,12 +13,17 @@ distance between two training points.
 
 The model has no likelihood (``has_log_prob = False``). Images (integers 0..K-1) are uniformly dequantized
 into [-1, 1]; points are modelled as they are. Networks: :class:`gm_jax.nets.time_mlp.TimeMLP` on points,
-:class:`gm_jax.nets.unet.UNet` on images, both embedding ``time_scale * log(sigma)``.
+:class:`gm_jax.nets.unet.UNet` on images, both embedding ``time_scale * log(sigma)``; or, on images,
+``architecture=refinenet``: NCSN's own conditional dilated RefineNet (:class:`gm_jax.nets.refinenet.RefineNet`,
+``channels`` wide), conditioned on the level's index by conditional instance norm++ and giving the score
+directly, s_theta(x, sigma_i) = net(x, i), as Song & Ermon (2019) parameterise it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +35,7 @@ from gm_jax.losses.score_matching import dsm_loss
 from gm_jax.processes.noise_levels import geometric_noise_levels
 from gm_jax.models.base import check_positive, hparam
 from gm_jax.models.denoiser import Denoiser, DenoiserNetConfig
+from gm_jax.nets.refinenet import RefineNet
 from gm_jax.samplers.langevin import annealed_langevin_sample
 
 __all__ = ["NCSN", "NCSNConfig"]
@@ -49,6 +55,9 @@ class NCSNConfig(DenoiserNetConfig):
     level when sigma_max dominates their spread.
     """
 
+    architecture: Literal["unet", "refinenet"] = hparam(
+        "unet", "image network: unet (embeds log sigma; score = net / sigma) or refinenet (NCSN's, conditioned "
+                "on the level index; score = net)")
     num_scales: int = hparam(20, "noise levels L (>= 2), geometric from sigma_max down to sigma_min")
     sigma_max: float = hparam(10.0, "largest noise std (model space: images in [-1, 1])")
     sigma_min: float = hparam(0.01, "smallest noise std")
@@ -87,14 +96,27 @@ class NCSN:
             raise GMJaxError(f"ncsn models images or points, and {spec.name} holds {spec.kind}")
         self.config, self.spec = config, spec
         self.sigmas = config.sigmas()
-        self.net = Denoiser(config, spec, time_scale=config.time_scale)
+        if config.architecture == "refinenet":
+            if spec.kind != "image":
+                raise GMJaxError(f"architecture=refinenet is an image network, and {spec.name} holds points; use "
+                                 "architecture=unet (a TimeMLP on points)")
+            if config.dropout:
+                raise GMJaxError("the RefineNet has no dropout; set dropout=0")
+            self.refinenet = RefineNet(channels=config.channels, num_classes=config.num_scales)
+        else:
+            self.net = Denoiser(config, spec, time_scale=config.time_scale)
 
     # ------------------------------------------------------------------------------------------ score
     def score_fn(self, params, train: bool = False, key=None):
-        """s_theta(x [B, ...], sigma [B]) = net(x, log sigma) / sigma: the callable the loss and sampler take."""
+        """s_theta(x [B, ...], sigma [B]) = net(x, log sigma) / sigma (refinenet: net(x, index of sigma)): the
+        callable the loss and sampler take."""
 
         def score(x, sigma):
             sigma = jnp.asarray(sigma, jnp.float32)
+            if self.config.architecture == "refinenet":  # the index of the nearest level: the net's condition
+                log_sigma = jnp.broadcast_to(jnp.log(sigma), x.shape[:1])
+                level = jnp.argmin(jnp.abs(log_sigma[:, None] - jnp.log(self.sigmas)[None]), axis=1)
+                return self.refinenet.apply({"params": params}, x, level)
             out = self.net.apply(params, x, jnp.log(sigma), None, train, key).reshape(x.shape)
             return out / sigma.reshape(sigma.shape + (1,) * (x.ndim - 1))
 
@@ -112,8 +134,14 @@ class NCSN:
         """Network params from one example; returns {"params": ..., "state": {}}."""
         k_data, k_net = jax.random.split(key)
         x = self._to_model_space(example_batch[self.spec.data_key][:1], k_data)
+        if self.config.architecture == "refinenet":
+            return {"params": self._refinenet_init(k_net, x), "state": {}}
         params = self.net.init(k_net, x, jnp.zeros((1,), jnp.float32))
         return {"params": params, "state": {}}
+
+    @functools.cached_property
+    def _refinenet_init(self):
+        return jax.jit(lambda key, x: self.refinenet.init(key, x, jnp.zeros((1,), jnp.int32))["params"])
 
     def loss(self, variables, batch, key):
         """Mean over the batch of the DSM loss (1/2 ||sigma s(x~, sigma) + z||^2 summed over the event dims,

@@ -7,9 +7,12 @@ Cycle-Consistent Adversarial Networks", sec. 4 and appendix 7.2), at configurabl
   tanh), instance normalisation (Ulyanov et al. 2016) and ReLU after every conv but the last. The input
   kernel ``in_kernel`` (7 in the paper; 3 suits 8 x 8 images) and the number of down/up-sampling stages
   ``num_down`` (2 in the paper; 0 or 1 for 8 x 8) are attributes.
-- :class:`PatchDiscriminator`: the PatchGAN of Isola et al. (2017) as CycleGAN uses it: ``C64-C128-...``,
-  k x k stride-2 convs with LeakyReLU 0.2 (instance norm on all but the first), then a stride-1 conv to one
-  channel, so the output is a map of logits [B, h, w], one per overlapping image patch.
+- :class:`PatchDiscriminator`: the PatchGAN of Isola et al. (2017) as CycleGAN uses it: ``C64-C128-C256``,
+  k x k stride-2 convs with LeakyReLU 0.2 (instance norm on all but the first), a stride-1 ``C512``, then a
+  stride-1 conv to one channel, so the output is a map of logits [B, h, w], one per overlapping image patch.
+
+Instance norm has no learned scale or shift, as in the official code (PyTorch's InstanceNorm2d, affine
+False), so the parameter counts equal the official networks' (11,378,179 and 2,764,737 at the paper's size).
 
 Contract. ``ResNetTranslator()(x [B, H, W, C]) -> [B, H, W, out_channels]`` float32 in (-1, 1);
 ``PatchDiscriminator()(x [B, H, W, C]) -> logits [B, H / 2^L, W / 2^L]`` float32 (sides rounded up, L =
@@ -55,7 +58,7 @@ def padded_conv(x, features: int, kernel: int, name: str, dtype=None, padding: s
 
 
 def _norm(x, name, dtype):
-    return nn.InstanceNorm(epsilon=1e-5, dtype=dtype, param_dtype=_F32, name=name)(x)
+    return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, dtype=dtype, name=name)(x)
 
 
 class ResNetTranslator(nn.Module):
@@ -118,13 +121,15 @@ class PatchDiscriminator(nn.Module):
 
     Attributes:
       width: channels of the first conv (64 in the paper); layer i has width * 2^i.
-      num_layers: stride-2 convs (3 in the paper's 70 x 70 PatchGAN, plus a stride-1 C512 layer; here the
-        final conv plays that part); the logit map has sides H / 2^num_layers (rounded up).
+      num_layers: stride-2 convs L (3 in the paper's 70 x 70 PatchGAN), followed by a stride-1 conv of
+        width * 2^L channels (C512) and the stride-1 conv to one logit; the logit map has sides H / 2^L
+        (rounded up).
       kernel: kernel size of every conv (4 in the paper).
       dtype: compute dtype.
 
     ``__call__(x [B, H, W, C]) -> logits [B, h, w]`` float32: a real/fake logit per patch, each seeing a
-    receptive field of ``kernel * (2^(L+1) - 1) - 2^(L+1) + 2`` pixels a side (at most the whole image).
+    receptive field of ``3 (k - 1) 2^L - k + 2`` pixels a side for kernel k (70 for the paper's L = 3, k = 4;
+    at most the whole image).
     """
 
     width: int = 64
@@ -144,5 +149,8 @@ class PatchDiscriminator(nn.Module):
             if i > 0:
                 h = _norm(h, f"norm_{i}", dt)
             h = nn.leaky_relu(h, 0.2)
+        h = nn.Conv(self.width * 2 ** self.num_layers, k, padding="SAME", dtype=dt, param_dtype=_F32,
+                    kernel_init=_INIT, name="conv_last")(h)
+        h = nn.leaky_relu(_norm(h, "norm_last", dt), 0.2)
         h = nn.Conv(1, k, padding="SAME", dtype=dt, param_dtype=_F32, kernel_init=_INIT, name="conv_out")(h)
         return h[..., 0].astype(_F32)

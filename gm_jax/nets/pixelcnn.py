@@ -145,13 +145,16 @@ class _DMOLHead(nn.Module):
 
     num_channels: int
     num_mixtures: int
+    weight_norm: bool = False  # PixelCNN++'s weight-normalised output layer
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, h):
         c, m = self.num_channels, self.num_mixtures
         p = c * (c - 1) // 2
-        out = nn.Dense(dmol_num_params(c, m), dtype=self.dtype, param_dtype=jnp.float32, name="params")(h)
+        dense = nn.Dense(dmol_num_params(c, m), dtype=self.dtype, param_dtype=jnp.float32,
+                         name=None if self.weight_norm else "params")
+        out = nn.WeightNorm(dense, name="params")(h) if self.weight_norm else dense(h)
         out = out.astype(jnp.float32).reshape(out.shape[:-1] + (1 + 2 * c + p, m))
         return {
             "logit_weights": out[..., 0, :],

@@ -15,8 +15,8 @@ __all__ = ["TrainConfig"]
 class TrainConfig(Config):
     """How to train. Fields are set from the CLI with ``--set name=value`` (``--steps`` sets ``steps``).
 
-    lr schedule: linear warm-up over ``warmup_steps`` then ``schedule`` (constant, cosine or linear decay
-    to ``lr * final_lr_ratio`` at ``steps``). ``grad_clip`` > 0 clips the global gradient norm.
+    lr schedule: linear warm-up over ``warmup_steps`` then ``schedule`` (constant, or cosine, linear or
+    exponential decay to ``lr * final_lr_ratio`` at ``steps``). ``grad_clip`` > 0 clips the global gradient norm.
     ``weight_clip`` > 0 projects the parameters into [-weight_clip, weight_clip] after every update (the
     critic of WGAN, Arjovsky et al. 2017; usually set for one parameter group only). ``ema_decay`` > 0
     keeps an exponential moving average of the parameters, used for sampling and evaluation. Data smaller than ``max_device_bytes`` is kept on device; larger data streams from disk.
@@ -30,9 +30,10 @@ class TrainConfig(Config):
     b2: float = hparam(0.999, "Adam beta2")
     weight_decay: float = hparam(0.0, "decoupled weight decay (adamw)")
     warmup_steps: int = hparam(0, "linear warm-up steps from 0 to lr")
-    schedule: Literal["constant", "cosine", "linear"] = hparam(
-        "constant", "after warm-up: constant, or cosine or linear decay to lr * final_lr_ratio")
-    final_lr_ratio: float = hparam(0.0, "the learning rate at the last step as a fraction of lr (cosine, linear)")
+    schedule: Literal["constant", "cosine", "linear", "exponential"] = hparam(
+        "constant", "after warm-up: constant, or cosine, linear or exponential decay to lr * final_lr_ratio")
+    final_lr_ratio: float = hparam(0.0, "the learning rate at the last step as a fraction of lr (cosine, linear, "
+                                        "exponential)")
     grad_clip: float = hparam(0.0, "> 0: clip the global gradient norm to this")
     weight_clip: float = hparam(0.0, "> 0: project the parameters into [-c, c] after each update (WGAN critic)")
     ema_decay: float = hparam(0.0, "> 0: EMA of the parameters, used for sampling and evaluation")
@@ -67,6 +68,9 @@ class TrainConfig(Config):
                              "streams all data from disk)")
         if not 0.0 <= self.final_lr_ratio <= 1.0:
             raise GMJaxError(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if self.schedule == "exponential" and self.final_lr_ratio == 0:
+            raise GMJaxError("schedule=exponential decays to lr * final_lr_ratio, which must be > 0; set "
+                             "final_lr_ratio (e.g. 0.01)")
         if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0):
             raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
         if self.eval_every < 0:

@@ -14,7 +14,8 @@ __all__ = ["learning_rate_schedule", "make_optimizer", "project_params_to_box"]
 
 
 def learning_rate_schedule(cfg: TrainConfig, *, updates_per_step: int = 1) -> optax.Schedule:
-    """Linear warm-up from 0 over ``warmup_steps``, then constant / cosine / linear decay until ``steps``.
+    """Linear warm-up from 0 over ``warmup_steps``, then constant / cosine / linear / exponential decay until
+    ``steps`` (exponential: lr * final_lr_ratio ** (t / decay steps), a constant factor per step).
 
     The schedule is a function of the training step. A parameter group updated ``updates_per_step`` times a
     step (a critic's n_critic updates) counts updates, so its update u is at step u // updates_per_step:
@@ -33,6 +34,7 @@ def _step_schedule(cfg: TrainConfig) -> optax.Schedule:
         "constant": optax.constant_schedule(cfg.lr),
         "cosine": optax.cosine_decay_schedule(cfg.lr, decay_steps, alpha=cfg.final_lr_ratio),
         "linear": optax.linear_schedule(cfg.lr, end, decay_steps),
+        "exponential": optax.exponential_decay(cfg.lr, decay_steps, max(cfg.final_lr_ratio, 1e-30)),
     }[cfg.schedule]
     if cfg.warmup_steps == 0:
         return after

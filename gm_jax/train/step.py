@@ -111,8 +111,11 @@ def make_train_step(model, optimizers: dict, ema_decay: float = 0.0, *, hflip: b
         params, opt_state, model_state = state.params, state.opt_state, state.model_state
         all_metrics, finite = {}, jnp.array(True)
         if hflip:
-            data_key = model.spec.data_key
-            batch = {**batch, data_key: random_hflip(batch[data_key], jax.random.fold_in(key, len(groups)))}
+            # each image of the batch (and of a second domain, drawn independently) mirrored with probability 1/2
+            flip_key = jax.random.fold_in(key, len(groups))
+            batch = {**batch, model.spec.data_key: random_hflip(batch[model.spec.data_key], flip_key)}
+            if "image_b" in batch:
+                batch["image_b"] = random_hflip(batch["image_b"], jax.random.fold_in(flip_key, 1))
         for gi, (group, repeats) in enumerate(groups):
             keys = jax.random.split(jax.random.fold_in(key, gi), repeats)
             if repeats == 1:

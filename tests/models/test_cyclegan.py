@@ -32,7 +32,7 @@ def tiny(digits):
 def test_config_validation_groups_and_no_likelihood(digits):
     c = CycleGANConfig()
     assert (c.loss, c.lambda_cycle, c.identity_weight, c.lr, c.b1, c.transform) == \
-        ("least_squares", 10.0, 0.0, 2e-4, 0.5, "invert")
+        ("least_squares", 10.0, 0.0, 2e-4, 0.5, "auto")
     model = CycleGAN(CycleGANConfig(**TINY), digits.spec)
     assert model.param_groups == (("discriminator", 1), ("generator", 1)) and not model.has_log_prob
     assert model.group_train_overrides == {g: {"lr": 2e-4, "b1": 0.5, "b2": 0.999}
@@ -160,3 +160,24 @@ def test_fit_learns_to_invert_digits(digits, tmp_path):
     assert results["steps"] == 200 and not any("nll" in k for k in results)
     last = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1]
     assert {"generator/cycle", "generator/adv_ab", "discriminator/d_b"} <= set(last)
+
+
+def official_num_params(ngf=64, ndf=64, n_blocks=9, n_layers=3, channels=3):
+    """ResnetGenerator and NLayerDiscriminator of junyanz/pytorch-CycleGAN-and-pix2pix (models/networks.py)
+    with instance norm: every conv has a bias, the norms have no parameters."""
+    conv = lambda k, cin, cout: k * k * cin * cout + cout
+    g = conv(7, channels, ngf) + conv(3, ngf, 2 * ngf) + conv(3, 2 * ngf, 4 * ngf)
+    g += n_blocks * 2 * conv(3, 4 * ngf, 4 * ngf) + conv(3, 4 * ngf, 2 * ngf) + conv(3, 2 * ngf, ngf)
+    g += conv(7, ngf, channels)
+    d = conv(4, channels, ndf) + sum(conv(4, ndf * 2 ** (i - 1), ndf * 2 ** i) for i in range(1, n_layers + 1))
+    return g, d + conv(4, ndf * 2 ** n_layers, 1)
+
+
+def test_networks_at_the_papers_size_have_the_official_parameter_counts():
+    x = jnp.zeros((1, 256, 256, 3))
+    g = jax.eval_shape(ResNetTranslator(64, 9, 2, 7).init, jax.random.key(0), x)
+    d = jax.eval_shape(PatchDiscriminator(64, 3, 4).init, jax.random.key(0), x)
+    count = lambda v: sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(v))
+    assert (count(g), count(d)) == official_num_params() == (11_378_179, 2_764_737)
+    # the 70 x 70 PatchGAN: a logit map of 32 x 32 at 256 x 256
+    assert jax.eval_shape(PatchDiscriminator(64, 3, 4).apply, d, x).shape == (1, 32, 32)

@@ -155,11 +155,13 @@ def _net(head, **kw):
 
 @pytest.fixture(scope="module")
 def nets(image):
-    """(net, variables) per head, initialized once (init compiles the random initializers: the slow part)."""
-    out = {}
+    """(net, variables) per head: random values in the init's shapes (compiling the init, with its random
+    initializers, would take longer than the tests; numpy draws them without compiling per shape)."""
+    out, rng = {}, np.random.default_rng(1)
     for head in ("categorical", "dmol"):
         net = _net(head)
-        out[head] = net, jax.jit(net.init)(jax.random.key(1), image, jnp.array([0]))
+        leaves, tree = jax.tree_util.tree_flatten(jax.eval_shape(net.init, jax.random.key(1), image, jnp.array([0])))
+        out[head] = net, tree.unflatten([jnp.asarray(0.3 * rng.normal(size=s.shape), s.dtype) for s in leaves])
     return out
 
 

@@ -199,6 +199,18 @@ def test_learning_rate_schedule_warmup_and_cosine():
     assert float(lr(60)) == pytest.approx(0.5, abs=1e-6) and float(lr(110)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_exponential_schedule_is_a_constant_factor_per_step():
+    """PixelCNN++'s lr * 0.999995^t: final_lr_ratio = 0.999995^(steps - warm-up)."""
+    from gm_jax.train import learning_rate_schedule
+
+    cfg = TrainConfig(lr=2.0, steps=1010, warmup_steps=10, schedule="exponential", final_lr_ratio=0.999995 ** 1000)
+    lr = learning_rate_schedule(cfg)
+    for t in (10, 11, 500, 1010):
+        assert float(lr(t)) == pytest.approx(2.0 * 0.999995 ** (t - 10), rel=1e-6)
+    with pytest.raises(Exception, match="final_lr_ratio"):
+        TrainConfig(schedule="exponential").validate()
+
+
 def test_weight_clip_is_a_projected_step():
     """weight_clip: the adam step is taken, then every parameter is projected into the box (WGAN)."""
     from gm_jax.train.optim import make_optimizer
