@@ -29,7 +29,7 @@ from gm_jax.data.loading import DataSpec
 from gm_jax.data.preprocess import binarize, from_centres, to_centres
 from gm_jax.errors import GMJaxError
 from gm_jax.losses.likelihood import bits_per_dim
-from gm_jax.models.base import Config, check_hidden, check_positive, hparam
+from gm_jax.models.base import Config, check_hidden, check_positive, hparam, rbg_key
 from gm_jax.nets.made import MADE
 from gm_jax.nets.pixelcnn import GatedPixelCNN
 from gm_jax.nets.pixelcnn_pp import PixelCNNPlusPlus
@@ -278,7 +278,7 @@ class PixelCNN:
         k = self.spec.num_levels
         xm = to_centres(x, k)
         if dropout_key is not None and self.config.dropout:
-            out = self.net.apply({"params": params}, xm, labels, True, rngs={"dropout": dropout_key})
+            out = self.net.apply({"params": params}, xm, labels, True, rngs={"dropout": rbg_key(dropout_key)})
         else:
             out = self.net.apply({"params": params}, xm, labels)
         if self.config.likelihood == "categorical":
@@ -289,7 +289,8 @@ class PixelCNN:
     def init(self, key, example_batch):
         x = to_centres(example_batch["image"][:1], self.spec.num_levels)
         labels = self._labels(example_batch.get("label", jnp.zeros(1, jnp.int32))[:1])
-        return {"params": self.net.init(key, x, labels)["params"], "state": {}}
+        # jitted: Flax's eager init dispatches (and compiles) op by op, ~100 programs for this network
+        return {"params": jax.jit(lambda k, x, y: self.net.init(k, x, y)["params"])(key, x, labels), "state": {}}
 
     def loss(self, variables, batch, key):
         """Mean exact NLL in nats per image (``key`` draws PixelCNN++'s dropout; unused without it)."""

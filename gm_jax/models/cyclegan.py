@@ -79,9 +79,7 @@ class CycleGANConfig(Config):
     channels, ``d_layers`` stride-2 convs, ``d_kernel`` kernel (paper: 64, 3, 4).
     """
 
-    transform: Transform = hparam(
-        "auto", "domain B: second_domain (a two-domain dataset's), invert or flip of the images; auto: the "
-                "dataset's second domain if it has one, else invert")
+    transform: Transform = hparam("auto", "domain B: second_domain (the dataset's), invert or flip; auto picks")
     loss: GANLoss = hparam("least_squares", "adversarial objective (least_squares in the paper)")
     lambda_cycle: float = hparam(10.0, "weight lambda of the cycle-consistency loss")
     identity_weight: float = hparam(0.0, "weight of the identity loss (paper: 0.5 lambda where colours must be kept)")

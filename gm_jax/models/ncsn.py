@@ -56,8 +56,7 @@ class NCSNConfig(DenoiserNetConfig):
     """
 
     architecture: Literal["unet", "refinenet"] = hparam(
-        "unet", "image network: unet (embeds log sigma; score = net / sigma) or refinenet (NCSN's, conditioned "
-                "on the level index; score = net)")
+        "unet", "image network: unet (score = net / sigma) or refinenet (NCSN's; score = net)")
     num_scales: int = hparam(20, "noise levels L (>= 2), geometric from sigma_max down to sigma_min")
     sigma_max: float = hparam(10.0, "largest noise std (model space: images in [-1, 1])")
     sigma_min: float = hparam(0.01, "smallest noise std")

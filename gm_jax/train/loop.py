@@ -51,12 +51,24 @@ def eval_variables(state: TrainState) -> dict:
     return {"params": params, "state": state.model_state}
 
 
-def initial_state(model, dataset: Dataset, cfg: TrainConfig, mesh) -> TrainState:
+def _new_state(model, dataset: Dataset, cfg: TrainConfig) -> TrainState:
     key = jax.random.key(cfg.seed)
     example = {k: jnp.asarray(v) for k, v in dataset.read("train", np.arange(min(2, dataset.size("train")))).items()}
     variables = model.init(jax.random.fold_in(key, 1), example)
-    state = init_train_state(variables, make_optimizers(model, cfg), key, ema=cfg.ema_decay > 0)
-    return parallel.put_replicated(state, mesh)
+    return init_train_state(variables, make_optimizers(model, cfg), key, ema=cfg.ema_decay > 0)
+
+
+def initial_state(model, dataset: Dataset, cfg: TrainConfig, mesh) -> TrainState:
+    """The state of step 0 (initialised parameters, optimizer and EMA), replicated over the mesh."""
+    return parallel.put_replicated(_new_state(model, dataset, cfg), mesh)
+
+
+def abstract_state(model, dataset: Dataset, cfg: TrainConfig, mesh) -> TrainState:
+    """The shapes, dtypes and (replicated) shardings of :func:`initial_state`, computed by tracing alone:
+    the restore target of a checkpoint, with nothing initialised or compiled."""
+    sharding = parallel.replicated(mesh)
+    shapes = jax.eval_shape(lambda: _new_state(model, dataset, cfg))
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
 class _Feeder:
@@ -345,7 +357,7 @@ def restore_state(model, dataset: Dataset, cfg: TrainConfig, workdir: str, mesh=
     mesh = mesh or parallel.make_mesh()
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg.keep_checkpoints)
     try:
-        restored = ckpt.restore(initial_state(model, dataset, cfg, mesh), step)
+        restored = ckpt.restore(abstract_state(model, dataset, cfg, mesh), step)
     finally:
         ckpt.close()
     for s, reason in restored.damaged:
