@@ -18,6 +18,7 @@ from gm_jax.cli.properties import add_properties_parser
 from gm_jax.cli.sample import cmd_sample
 from gm_jax.cli.tools import cmd_compare, cmd_config, cmd_domain, cmd_inception, cmd_list
 from gm_jax.cli.train import cmd_train
+from gm_jax.compilation_cache import enable_compilation_cache, resolve_compilation_cache
 from gm_jax.errors import GMJaxError
 
 __all__ = ["main", "build_parser", "CONFIG_FILE"]
@@ -129,12 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(fn=cmd_compare)
 
     add_properties_parser(sub, build_parser)
+    for name in ("train", "sample", "evaluate", "convert", "domain", "properties"):  # the commands that compile
+        sub.choices[name].add_argument(
+            "--compilation-cache", metavar="DIR|off",
+            help="keep compiled programs here, so a second run does not compile them again, or off (default: "
+                 "$GM_JAX_COMPILATION_CACHE, else ~/.cache/gm_jax/jax_cache)")
     return p
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "compilation_cache"):
+            cache = resolve_compilation_cache(args.compilation_cache)
+            if args.compilation_cache is not None:  # the commands this one runs (properties -> train) follow it
+                os.environ["GM_JAX_COMPILATION_CACHE"] = args.compilation_cache
+            if cache is not None:
+                enable_compilation_cache(cache)
         return args.fn(args)
     except GMJaxError as e:
         if hasattr(e, "exit_code"):  # TrainingStopped: a signal ended training after a checkpoint
