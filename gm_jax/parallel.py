@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gm_jax.errors import GMJaxError
 
 __all__ = ["DATA_AXIS", "make_mesh", "batch_sharding", "replicated", "check_batch_size", "local_rows", "global_batch",
-           "put_replicated"]
+           "put_replicated", "to_host", "initialize_processes"]
 
 DATA_AXIS = "data"
 
@@ -60,3 +60,42 @@ def global_batch(local_batch, mesh: Mesh):
 def put_replicated(tree, mesh: Mesh):
     """Places a (host) pytree on every device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def to_host(x) -> np.ndarray:
+    """A (possibly multi-process, batch-sharded) array as one numpy array on every process: the shards of
+    the other processes are gathered (a collective, so every process must call it)."""
+    if jax.process_count() > 1 and not getattr(x, "is_fully_replicated", True):
+        from jax.experimental import multihost_utils
+
+        x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(jax.device_get(x))
+
+
+def initialize_processes(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """Joins this process to a job of several (``jax.distributed.initialize``) before anything uses JAX.
+
+    ``coordinator`` "HOST:PORT" with ``num_processes`` and ``process_id``: explicit; "auto": what
+    ``jax.distributed`` detects from the cluster (SLURM, TPU pods, Kubernetes/MPI launchers); None: a single
+    process (the other two must then be None too). On CPU the collectives go through gloo."""
+    if coordinator is None:
+        if num_processes is not None or process_id is not None:
+            raise GMJaxError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+        return
+    if coordinator != "auto":
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            raise GMJaxError(f"--coordinator {coordinator}: expected HOST:PORT (e.g. 10.0.0.1:1234) or auto")
+        if num_processes is None or process_id is None:
+            raise GMJaxError("--coordinator HOST:PORT needs --num-processes N and --process-id I")
+        if num_processes < 1 or not 0 <= process_id < num_processes:
+            raise GMJaxError(f"--process-id must be in [0, --num-processes), got {process_id} of {num_processes}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        if coordinator == "auto":
+            jax.distributed.initialize()
+        else:
+            jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    except (RuntimeError, ValueError) as e:
+        raise GMJaxError(f"could not join the job at --coordinator {coordinator} "
+                         f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None

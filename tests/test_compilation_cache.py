@@ -8,15 +8,12 @@ import sys
 from gm_jax.cli import main
 
 
-def _train(tmp_path, *extra, env=None):
-    argv = [sys.executable, "-m", "gm_jax.cli", "train", "made", "--dataset", "toy2d/moons", "--steps", "2",
-            "--set", "hidden=8", "--set", "num_orderings=1", "--set", "checkpoint_every=2",
-            "--workdir", str(tmp_path / "run"), "--no-progress", *extra]
-    return subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
-
-
 def test_compiled_programs_are_kept_in_the_cache_folder(tmp_path):
-    out = _train(tmp_path, env={"GM_JAX_COMPILATION_CACHE": str(tmp_path / "cache")})
+    """A command in a fresh process (JAX's cache folder is set once per process) writes its programs there."""
+    argv = [sys.executable, "-m", "gm_jax.cli", "evaluate", "--metrics", "fid", "--fake", "digits:train", "--real",
+            "digits:test", "--features", "raw", "--num", "32", "--out", str(tmp_path / "m.json"), "--no-progress"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "GM_JAX_COMPILATION_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr[-2000:]
     assert any(name.endswith("-cache") for name in os.listdir(tmp_path / "cache"))
 

@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(fn=cmd_compare)
 
     add_properties_parser(sub, build_parser)
+    for name in ("train", "sample", "evaluate"):  # the commands that run as several processes of one job
+        sub.choices[name].add_argument(
+            "--coordinator", metavar="HOST:PORT|auto",
+            help="run as one process of a multi-process job: process 0's address, or auto (what jax.distributed "
+                 "detects: SLURM, TPU pods, ...) (default: a single process)")
+        sub.choices[name].add_argument("--num-processes", type=int, help="processes in the job (with --coordinator)")
+        sub.choices[name].add_argument("--process-id", type=int, help="this process's index, 0..N-1 (with "
+                                                                      "--coordinator)")
     for name in ("train", "sample", "evaluate", "convert", "domain", "properties"):  # the commands that compile
         sub.choices[name].add_argument(
             "--compilation-cache", metavar="DIR|off",
@@ -141,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "coordinator"):
+            from gm_jax.parallel import initialize_processes
+
+            initialize_processes(args.coordinator, args.num_processes, args.process_id)
         if hasattr(args, "compilation_cache"):
             cache = resolve_compilation_cache(args.compilation_cache)
             if args.compilation_cache is not None:  # the commands this one runs (properties -> train) follow it

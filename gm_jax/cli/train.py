@@ -24,6 +24,8 @@ def _start_record(args) -> dict | None:
 
 
 def cmd_train(args) -> int:
+    import jax
+
     from gm_jax.data import load_dataset
     from gm_jax.models import config_to_dict, override
     from gm_jax.train import TrainConfig, fit
@@ -67,12 +69,16 @@ def cmd_train(args) -> int:
     model = model_cls(model_cfg, dataset.spec)
 
     def write_record(start_step: int):  # at the first checkpoint: the command has been accepted
+        if jax.process_index() != 0:  # one writer in a multi-process job
+            return
         record = resume_record(saved, run["model_config"], run["train_config"], start_step,
                                inference_fields=free) if resuming else run
         write_json(os.path.join(workdir, CONFIG_FILE), record)
 
     results = fit(model, dataset, train_cfg, workdir, progress=not args.no_progress, run_info=run,
                   before_first_save=write_record)
+    if jax.process_index() != 0:
+        return 0
     print_results(results)
     from gm_jax.visualize import samples_filename
 

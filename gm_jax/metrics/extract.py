@@ -253,14 +253,6 @@ def _batch_size(batch_size: int, num: int, mesh) -> int:
     return -(-min(batch_size, num) // mesh.size) * mesh.size
 
 
-def _to_host(x) -> np.ndarray:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        x = multihost_utils.process_allgather(x, tiled=True)
-    return np.asarray(jax.device_get(x))
-
-
 def _select(out: dict, keys: tuple[str, ...]) -> dict:
     missing = [k for k in keys if k not in out]
     if missing:
@@ -278,10 +270,10 @@ def _stream(num: int, batch_size: int, run_batch: Callable[[int, int], dict], de
         for i, lo in enumerate(range(0, num, batch_size)):
             result = (run_batch(i, lo), min(batch_size, num - lo))  # dispatch i before fetching i - 1
             if pending is not None:
-                chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
+                chunks.append({k: parallel.to_host(v)[:pending[1]] for k, v in pending[0].items()})
                 bar.update(pending[1])
             pending = result
-        chunks.append({k: _to_host(v)[:pending[1]] for k, v in pending[0].items()})
+        chunks.append({k: parallel.to_host(v)[:pending[1]] for k, v in pending[0].items()})
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -47,10 +47,10 @@ def evaluate_log_likelihood(model, variables, dataset: Dataset, key, mesh, batch
     with bar:  # cleared on an error too
         for i, lo in enumerate(range(0, n, batch_size)):
             idx = np.arange(lo, min(lo + batch_size, n))
-            batch = dataset.read(split, np.pad(idx, (0, batch_size - len(idx)), mode="edge"))
-            lp = fn(variables, jnp.asarray(batch[spec.data_key]),
-                    jnp.asarray(batch["label"]) if "label" in batch else None, jax.random.fold_in(key, i))
-            lp = np.asarray(jax.device_get(lp), np.float64)[:len(idx)]
+            rows = parallel.local_rows(np.pad(idx, (0, batch_size - len(idx)), mode="edge"), mesh)
+            batch = parallel.global_batch(dataset.read(split, rows), mesh)  # each process reads its rows
+            lp = fn(variables, batch[spec.data_key], batch.get("label"), jax.random.fold_in(key, i))
+            lp = parallel.to_host(lp).astype(np.float64)[:len(idx)]
             total += float(-lp.sum())
             count += len(idx)
             bar.update(len(idx))

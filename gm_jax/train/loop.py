@@ -254,8 +254,10 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     evaluator = PeriodicEvaluator(model, dataset, cfg, mesh) if cfg.eval_every else None
 
     def write_samples(step, also=None):  # one fixed key, so successive files show the model change
-        if is_main and can_save_samples(spec):
-            samples = jax.device_get(sample_fn(eval_variables(state), jax.random.key(cfg.seed + 1)))
+        if can_save_samples(spec):  # every process runs the program (multi-controller JAX); the first writes
+            samples = parallel.to_host(sample_fn(eval_variables(state), jax.random.key(cfg.seed + 1)))
+            if not is_main:
+                return
             for path in (os.path.join(workdir, samples_filename(spec)), also):
                 if path:
                     os.makedirs(os.path.dirname(path), exist_ok=True)
