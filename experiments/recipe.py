@@ -340,7 +340,7 @@ def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -
     default = next(iter(configs))
     parser.add_argument("--config", choices=tuple(configs), default=default,
                         help=f"the paper's settings ({', '.join(c for c in configs if c != 'smoke')}), or smoke: the "
-                             f"same code path, tiny, on the embedded digits (default: {default})")
+                             f"same code path, tiny, on embedded data (default: {default})")
     parser.add_argument("--describe", action="store_true",
                         help="print the resolved config and parameter count; train nothing, read no data")
     parser.add_argument("--workdir", help="the run directory (default: runs/recipe_NAME_CONFIG); resumes")
@@ -373,8 +373,8 @@ def main(configs: Mapping[str, Recipe], argv=None, *, prog: str | None = None) -
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     if args.config == "smoke":
-        print("smoke run: two training steps on the embedded digits; its numbers test the code path and are not "
-              "comparable with the paper's")
+        print(f"smoke run: two training steps on the embedded {recipe.dataset}; its numbers test the code path and "
+              "are not comparable with the paper's")
     print(comparison_table(recipe, record["evaluations"]))
     print(f"wrote {os.path.join(workdir, RESULTS_FILE)}")
     return 0

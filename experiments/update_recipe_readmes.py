@@ -37,11 +37,14 @@ def readme(configs, doc: str, results_dir: str) -> str:
     lines = [f"# {name}", "", doc.strip(), "", "## Run", "", "```bash",
              f"python -m experiments.{name} --describe          # resolved config and parameter count; no data",
              f"python -m experiments.{name} --data-dir DIR      # train and evaluate by the paper's protocol",
-             f"python -m experiments.{name} --config smoke      # the same code path on the embedded digits",
+             f"python -m experiments.{name} --config smoke      # the same code path, tiny, on embedded data",
              "```", "",
-             f"Configs: {', '.join(papers)} (default {papers[0]}), and smoke. Runs resume; FID and IS need the "
-             "Inception weights (`--weights FILE`, or the cache of `gm-jax inception`). Copy a finished run's "
-             f"`recipe.json` to `experiments/{name}/results/CONFIG/` to record it here.", ""]
+             f"Configs: {', '.join(papers)} (default {papers[0]}), and smoke (on `{configs['smoke'].dataset}`). "
+             "Runs resume" + ("" if all(e.metrics == "nll" for c in papers for e in configs[c].evaluations) else
+                              "; FID and IS need the Inception weights (`--weights FILE`, or the cache of "
+                              "`gm-jax inception`)") +
+             f". Copy a finished run's `recipe.json` to `experiments/{name}/results/CONFIG/` to record it here.",
+             ""]
     for config in papers:
         recipe = configs[config]
         path = os.path.join(results_dir, config, RESULTS_FILE)

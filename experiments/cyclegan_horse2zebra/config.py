@@ -75,6 +75,11 @@ RECIPE = Recipe(
         "cycle and identity terms is half the paper's; see gm_jax/models/cyclegan.py)",
         "random crops: the official loader resizes to 286 and crops 256; gm-jax trains on the 256x256 images "
         "with flips only",
+        "inputs: gm-jax dequantizes the images uniformly within their 8-bit bins; the official code scales them",
+        "the PatchGAN pads its convolutions SAME (a 32x32 logit map at 256x256; the official padding 1 gives "
+        "30x30); its receptive field (70) and parameter count are the official ones",
+        "pairing: each A image meets a fixed B image (gm_jax/data/domains.py); the official loader draws a "
+        "random B each step. The losses split into A and B terms, so only the batch composition differs",
     ),
     # the official code prints 11.378 M per generator and 2.765 M per discriminator (models/networks.py,
     # counted in tests/models/test_cyclegan.py from its layers)

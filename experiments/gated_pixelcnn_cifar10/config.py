@@ -3,9 +3,10 @@
 sub-pixel, exact test likelihood.
 
 Sources: the paper (sec. 2: the gated vertical and horizontal stacks; sec. 3.1: the unconditional
-experiments and Table 1). No official code was published, and sec. 3.1 states one architecture (20 layers,
-384 hidden units, 5x5 filters) for its likelihood experiments; settings the paper leaves out are gm-jax's
-choices and say so [M: read from memory of the paper, unverified here].
+experiments and Table 1). No official code was published, and the paper gives no CIFAR-10 architecture:
+the one it states (20 layers, 384 hidden units, 5x5 filters) is that of its larger ImageNet models, used
+here for CIFAR-10 too; settings the paper leaves out are gm-jax's choices and say so [M: read from memory
+of the paper, unverified here].
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ RECIPE = Recipe(
     spec=CIFAR10,
     model_sets={
         "architecture": Setting("gated", "sec. 2.2: gated vertical and horizontal stacks, no blind spot"),
-        "features": Setting("384", "sec. 3.1: 384 hidden units per layer [M]"),
-        "num_layers": Setting("20", "sec. 3.1: 20 layers [M]"),
-        "kernel_size": Setting("5", "sec. 3.1: 5x5 filters [M] (vertical 3x5, horizontal 1x5 after the shift)"),
+        "features": Setting("384", "sec. 3.1: 384 hidden units per layer (its ImageNet models) [M]"),
+        "num_layers": Setting("20", "sec. 3.1: 20 layers (its ImageNet models) [M]"),
+        "kernel_size": Setting("5", "sec. 3.1: 5x5 filters (its ImageNet models) [M]"),
         "head_features": Setting("1024", "gm-jax: the output network's width (PixelRNN's CIFAR-10 output layers, "
                                          "van den Oord et al. 2016a) [M]"),
         "likelihood": Setting("categorical", "sec. 2: a 256-way softmax per sub-pixel, channels R, G, B in order"),
@@ -52,8 +53,11 @@ RECIPE = Recipe(
         "the output network: the paper maps the horizontal stack to the softmaxes with 1x1 layers whose width "
         "it does not state; gm-jax uses a skip sum over the layers, a 1024-wide 1x1 layer, and a per-channel "
         "hidden layer that sees the pixel's earlier channels",
-        "the paper's masked n x n convolutions are gm-jax's un-masked (n//2 + 1) x n and 1 x n convolutions on "
-        "shifted inputs: the same receptive fields without the multiplications by zero",
+        "receptive field: the vertical stack's (n//2 + 1) x n convolution on shifted inputs is the paper's masked "
+        "one, but gm-jax's horizontal stack convolves 1 x n pixels to the left (n columns, about twice the "
+        "weights) where the paper's masked 1 x n kernel keeps n//2 + 1",
+        "architecture: the paper's sizes (20 x 384, 5x5) are those it states for ImageNet; it gives none for "
+        "CIFAR-10",
     ),
 )
 

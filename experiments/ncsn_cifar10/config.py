@@ -4,7 +4,9 @@ Distribution", NeurIPS.
 Sources: the paper (sec. 4-5, appendix B) and its official code, ermongroup/ncsn (``configs/anneal.yml``
 with its CIFAR-10 lines; ``runners/anneal_runner.py``). The official code models images in [0, 1]; gm-jax
 models them in [-1, 1], twice the scale, so every noise level is doubled and the Langevin step size
-epsilon multiplied by 4: the chain is the same chain, rescaled.
+multiplied by 4. The official sampler steps x + a s + sqrt(2 a) z with a = epsilon (sigma / sigma_L)^2,
+which is gm-jax's (and Algorithm 1's) x + a' / 2 s + sqrt(a') z with a' = 2 a: so step_lr is 2 x 4 x 2e-5.
+With these, the chain is the official chain, rescaled.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ RECIPE = Recipe(
         "sigma_max": Setting("2.0", f"sec. 5: sigma_1 = 1 on [0, 1] images ({CONFIG}: sigma_begin 1), x2 for [-1, 1]"),
         "sigma_min": Setting("0.02", f"sec. 5: sigma_L = 0.01 on [0, 1] ({CONFIG}: sigma_end 0.01), x2 for [-1, 1]"),
         "steps_per_sigma": Setting("100", "sec. 5: T = 100 Langevin steps per noise level"),
-        "step_lr": Setting("8e-5", "sec. 5: epsilon = 2e-5 on [0, 1] images, x4 for [-1, 1]"),
+        "step_lr": Setting("1.6e-4", "runners/anneal_runner.py: step_lr 2e-5 in its x + a s + sqrt(2a) z form (x2 "
+                                      "in gm-jax's form), on [0, 1] images (x4 for [-1, 1])"),
         "denoise": Setting("false", "Algorithm 1 ends with the last Langevin step (no final denoising)"),
     },
     train_sets={

@@ -31,7 +31,7 @@ RECIPE = Recipe(
         "num_resnet": Setting("5", f"{TRAIN}: --nr_resnet 5"),
         "likelihood": Setting("dmol", "sec. 2.1-2.2: a discretized logistic mixture over whole pixels"),
         "num_mixtures": Setting("10", f"sec. 3; {TRAIN}: --nr_logistic_mix 10"),
-        "dropout": Setting("0.5", f"sec. 2.6; {TRAIN}: --dropout_p 0.5"),
+        "dropout": Setting("0.5", f"sec. 2.5 [M]; {TRAIN}: --dropout_p 0.5"),
         "conditional": Setting("false", "the 2.92 bits/dim model is unconditional"),
     },
     train_sets={
@@ -53,7 +53,8 @@ RECIPE = Recipe(
     },
     evaluations=(Evaluation("nll", "nll", (), "sec. 3: exact test NLL in bits/dim, averaged weights"),),
     published=(Published("test NLL, bits/dim", "nll", "test_bits_per_dim", 2.92,
-                         "sec. 3 / Table 1 [S]; the Flax example reproduced 2.923"),),
+                         "sec. 3 / Table 1 [S]; google/flax's deleted examples/pixelcnn README reports 2.923 "
+                         "(shared/reference/model_anchors.md)"),),
     deviations=(
         "initialisation: the official code sets every weight-norm scale and bias from a batch of data "
         "(data-dependent init, --init_batch_size 100); gm-jax starts the scales at 1 (0.1 for each block's "

@@ -28,7 +28,8 @@ RECIPE = Recipe(
                                        "(see the differences: gm-jax's are pairs)"),
         "channels": Setting("64", "sec. 4.1: 64 feature maps in the coupling ResNets for CIFAR-10 [M]"),
         "num_blocks": Setting("8", "sec. 4.1: 8 residual blocks for CIFAR-10 [M]"),
-        "logit_alpha": Setting("0.05", "sec. 4.1: logit(alpha + (1 - 2 alpha) x / 256), alpha = 0.05"),
+        "logit_alpha": Setting("0.05", "sec. 4.1: alpha = 0.05 in the logit preprocessing (gm-jax's map: "
+                                       "gm_jax/models/flow.py)"),
         "base": Setting("normal", "sec. 4.1: an isotropic unit-norm Gaussian prior"),
     },
     train_sets={
@@ -43,7 +44,7 @@ RECIPE = Recipe(
         "warmup_steps": Setting("0", "sec. 4.1: no warm-up stated"),
         "grad_clip": Setting("0", "sec. 4.1: no gradient clipping stated"),
         "ema_decay": Setting("0", "the paper evaluates the trained weights (no averaging)"),
-        "hflip": Setting("false", "the paper does not augment CIFAR-10 (it flips CelebA and LSUN)"),
+        "hflip": Setting("true", "sec. 4.1: horizontal flips for CIFAR-10, CelebA and LSUN [M]"),
         "checkpoint_every": Setting("5000", "gm-jax: a checkpoint every 5k steps (not a paper setting)"),
         "log_every": Setting("1000", "gm-jax: logging (not a paper setting)"),
     },

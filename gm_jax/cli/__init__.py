@@ -135,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--coordinator", metavar="HOST:PORT|auto",
             help="run as one process of a multi-process job: process 0's address, or auto (what jax.distributed "
                  "detects: SLURM, TPU pods, ...) (default: a single process)")
-        sub.choices[name].add_argument("--num-processes", type=int, help="processes in the job (with --coordinator)")
-        sub.choices[name].add_argument("--process-id", type=int, help="this process's index, 0..N-1 (with "
-                                                                      "--coordinator)")
+        sub.choices[name].add_argument("--num-processes", type=int,
+                                       help="processes in the job (with --coordinator HOST:PORT; default: none)")
+        sub.choices[name].add_argument("--process-id", type=int,
+                                       help="this process's index, 0..N-1 (with --coordinator HOST:PORT; default: "
+                                            "none)")
     for name in ("train", "sample", "evaluate", "convert", "domain", "properties"):  # the commands that compile
         sub.choices[name].add_argument(
             "--compilation-cache", metavar="DIR|off",

@@ -101,8 +101,9 @@ class _ResidualBlock(nn.Module):
             h = pool(h)
         if not self.down and self.features == cin:
             return x + h
-        if self.dilation is None:  # ConvMeanPool with a 1x1 kernel
-            return pool(_conv(self.features, "shortcut", kernel=1, dtype=self.dtype)(x)) + h
+        if self.dilation is None:  # a 1x1 conv (ConvMeanPool when down-sampling)
+            shortcut = _conv(self.features, "shortcut", kernel=1, dtype=self.dtype)(x)
+            return (pool(shortcut) if self.down else shortcut) + h
         return _conv(self.features, "shortcut", dilation=d, dtype=self.dtype)(x) + h
 
 
