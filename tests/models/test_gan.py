@@ -108,6 +108,7 @@ def test_trainer_updates_the_critic_n_times_then_the_generator(gaussians):
     assert {"discriminator/loss", "generator/loss", "discriminator/d_real"} <= set(metrics)
 
 
+@pytest.mark.slow  # ~18 s; the default suite trains GANs through the CLI and the critic-update tests
 def test_non_saturating_gan_covers_the_eight_gaussians(gaussians, tmp_path):
     """600 steps of batch 256 (about 10 s on 2 CPU cores): samples land near most of the 8 modes.
     Measured: all 8 modes covered (54-170 of 1000 samples each within 3 std of its centre)."""

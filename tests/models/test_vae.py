@@ -17,7 +17,9 @@ def _batch(dataset, n=16, split="train"):
     pytest.param(VAEConfig(hidden=(32,), latent_dim=3, eval_importance_samples=4, eval_chunk_size=4,
                            likelihood="bernoulli"),
                  marks=pytest.mark.slow),  # ~10 s; the Bernoulli likelihood is tested in test_distributions
-    VAEConfig(hidden=(32,), latent_dim=3, eval_importance_samples=4, eval_chunk_size=4, likelihood="gaussian", architecture="conv", conv_channels=8),
+    pytest.param(VAEConfig(hidden=(32,), latent_dim=3, eval_importance_samples=4, eval_chunk_size=4,
+                           likelihood="gaussian", architecture="conv", conv_channels=8),
+                 marks=pytest.mark.slow),  # ~23 s of compiling the conv encoder and decoder five times
     VAEConfig(hidden=(32,), latent_dim=3, eval_importance_samples=4, eval_chunk_size=4, conditional=True, compute_dtype="bfloat16"),
 ], ids=["logistic-mlp", "bernoulli", "gaussian-conv", "conditional-bf16"])
 def test_vae_interface_shapes_and_finite_values(digits, cfg):
