@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["GatedPixelCNN", "dmol_num_params", "MIN_LOG_SCALE"]
+__all__ = ["GatedPixelCNN", "DMOLHead", "dmol_num_params", "MIN_LOG_SCALE"]
 
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scale; keeps bins' log-mass finite
 
@@ -136,7 +136,7 @@ class _CategoricalChannelHead(nn.Module):
         return (jnp.einsum("...cf,cfk->...ck", hidden, w.astype(self.dtype)) + b).astype(jnp.float32)
 
 
-class _DMOLHead(nn.Module):
+class DMOLHead(nn.Module):
     """Per-pixel parameters of the coupled discretized logistic mixture.
 
     h [..., F_h] -> dict(logit_weights [..., M], means [..., C, M], log_scales [..., C, M] (floored at
@@ -169,7 +169,7 @@ class GatedPixelCNN(nn.Module):
 
     ``__call__(x, labels=None)``: ``head="categorical"``: logits [B, H, W, C, num_levels] (float32), where
     the logits of (i, j, c) depend only on pixels before (i, j) in raster order and on channels < c of
-    (i, j). ``head="dmol"``: a dict of coupled-DMOL parameters (see ``_DMOLHead``) depending only on
+    (i, j). ``head="dmol"``: a dict of coupled-DMOL parameters (see ``DMOLHead``) depending only on
     pixels before (i, j). ``labels`` [B] int (class conditioning) when ``num_classes`` > 0.
 
     The two halves are exposed for sampling (``apply(..., method="features_of" / "head_of")``):
@@ -212,7 +212,7 @@ class GatedPixelCNN(nn.Module):
         if self.head == "categorical":
             self.output_head = _CategoricalChannelHead(self.num_levels, self.head_features, dtype=self.dtype)
         else:
-            self.output_head = _DMOLHead(self.num_channels, self.num_mixtures, dtype=self.dtype)
+            self.output_head = DMOLHead(self.num_channels, self.num_mixtures, dtype=self.dtype)
 
     def features_of(self, x, labels=None):
         """Per-pixel features h [B, H, W, head_features] of the pixels strictly before each pixel."""

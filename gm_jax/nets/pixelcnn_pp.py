@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.errors import GMJaxError
-from gm_jax.nets.pixelcnn import _DMOLHead
+from gm_jax.nets.pixelcnn import DMOLHead
 
 __all__ = ["PixelCNNPlusPlus"]
 
@@ -172,7 +172,7 @@ class _Streams(nn.Module):
 
 class PixelCNNPlusPlus(nn.Module):
     """PixelCNN++: images [B, H, W, C] (bin centres in [-1, 1]; H and W divisible by 4) -> per-pixel
-    coupled-DMOL parameters (a dict, see :class:`gm_jax.nets.pixelcnn._DMOLHead`) depending only on pixels
+    coupled-DMOL parameters (a dict, see :class:`gm_jax.nets.pixelcnn.DMOLHead`) depending only on pixels
     before (i, j) in raster order.
 
     ``__call__(x, labels=None, train=False)``; ``features_of(x, labels, train) -> h [B, H, W, features]``
@@ -199,7 +199,7 @@ class PixelCNNPlusPlus(nn.Module):
 
     def setup(self):
         self.streams = _Streams(self.features, self.num_resnet, self.dropout, self.num_classes, dtype=self.dtype)
-        self.head = _DMOLHead(self.num_channels, self.num_mixtures, weight_norm=True, dtype=self.dtype)
+        self.head = DMOLHead(self.num_channels, self.num_mixtures, weight_norm=True, dtype=self.dtype)
 
     def features_of(self, x, labels=None, train: bool = False):
         """Per-pixel features [B, H, W, features] of the pixels strictly before each pixel."""
