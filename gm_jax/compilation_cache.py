@@ -32,6 +32,8 @@ def resolve_compilation_cache(flag: str | None) -> str | None:
     path = flag if flag is not None else default_compilation_cache_dir()
     if path.strip().lower() == "off":
         return None
+    if not path.strip():
+        raise GMJaxError("--compilation-cache is empty; pass a folder, or off")
     if os.path.exists(path) and not os.path.isdir(path):
         raise GMJaxError(f"compilation cache {path} is a file, not a folder; pass a folder as --compilation-cache "
                          "(or set GM_JAX_COMPILATION_CACHE), or 'off'")

@@ -84,7 +84,7 @@ def initialize_processes(coordinator: str | None, num_processes: int | None, pro
         return
     if coordinator != "auto":
         host, _, port = coordinator.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise GMJaxError(f"--coordinator {coordinator}: expected HOST:PORT (e.g. 10.0.0.1:1234) or auto")
         if num_processes is None or process_id is None:
             raise GMJaxError("--coordinator HOST:PORT needs --num-processes N and --process-id I")
@@ -97,5 +97,8 @@ def initialize_processes(coordinator: str | None, num_processes: int | None, pro
         else:
             jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     except (RuntimeError, ValueError) as e:
-        raise GMJaxError(f"could not join the job at --coordinator {coordinator} "
-                         f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+        detail = str(e).splitlines()[0][:200].rstrip(".") if str(e) else type(e).__name__
+        fix = ("outside SLURM, a TPU pod or another launcher jax.distributed knows, pass --coordinator HOST:PORT "
+               "--num-processes N --process-id I" if coordinator == "auto" else "check the address and that "
+               "process 0 runs")
+        raise GMJaxError(f"could not join the job at --coordinator {coordinator} ({detail}); {fix}") from None

@@ -62,6 +62,9 @@ def test_bad_process_flags_are_one_line(capsys, tmp_path):
 
     for extra, words in ((["--num-processes", "2"], "need --coordinator"),
                          (["--coordinator", "nohost"], "expected HOST:PORT"),
+                         (["--coordinator", "127.0.0.1:99999", "--num-processes", "2", "--process-id", "0"],
+                          "expected HOST:PORT"),
+                         (["--compilation-cache", ""], "is empty"),
                          (["--coordinator", "127.0.0.1:1", "--num-processes", "2"], "--process-id I"),
                          (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"], "in [0,")):
         assert main(["train", "vae", "--workdir", str(tmp_path / "w"), *extra]) == 2
