@@ -8,7 +8,7 @@ Extraction runs ``gm_jax.metrics.extract.source_features`` (uint8 32x32 images r
 bilinear resize inside the jitted step, the batch sharded over all devices) on random Inception weights: the
 cost does not depend on their values. pytorch-fid's network gets the same images as float tensors on the same
 kind of device, resized by its own bilinear interpolation. The Fréchet distance uses statistics of 4096
-random ReLU features (2048-d): ``gm_jax.metrics.frechet_distance`` (two float64 ``eigh``) against pytorch-fid's
+random ReLU features (2048-d): ``gm_jax.metrics.frechet_distance`` (a Cholesky factor and float64 eigenvalues) against pytorch-fid's
 ``calculate_frechet_distance`` (``scipy.linalg.sqrtm``). Every timing follows a warm-up (compiling) call.
 """
 

@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gm_jax.errors import GMJaxError
 
 __all__ = ["DATA_AXIS", "make_mesh", "batch_sharding", "replicated", "check_batch_size", "local_rows", "global_batch",
-           "put_replicated", "to_host", "initialize_processes"]
+           "put_replicated", "to_host", "initialize_processes", "lost_peer"]
 
 DATA_AXIS = "data"
 
@@ -25,9 +25,10 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Shards the first (batch) axis over the mesh."""
-    return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharding(mesh: Mesh, *, batch_axis: int = 0) -> NamedSharding:
+    """Shards the batch axis (the first, or ``batch_axis`` of stacked batches [steps, batch, ...]) over the
+    mesh."""
+    return NamedSharding(mesh, P(*(None,) * batch_axis, DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -50,9 +51,10 @@ def local_rows(global_indices: np.ndarray, mesh: Mesh) -> np.ndarray:
     return global_indices[i * per:(i + 1) * per]
 
 
-def global_batch(local_batch, mesh: Mesh):
-    """Assembles per-process numpy batches into one global array sharded on the batch axis."""
-    sharding = batch_sharding(mesh)
+def global_batch(local_batch, mesh: Mesh, *, batch_axis: int = 0):
+    """Assembles per-process numpy batches into one global array sharded on the batch axis (the first, or
+    ``batch_axis``)."""
+    sharding = batch_sharding(mesh, batch_axis=batch_axis)
     return jax.tree_util.tree_map(lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)),
                                   local_batch)
 
@@ -102,3 +104,18 @@ def initialize_processes(coordinator: str | None, num_processes: int | None, pro
                "--num-processes N --process-id I" if coordinator == "auto" else "check the address and that "
                "process 0 runs")
         raise GMJaxError(f"could not join the job at --coordinator {coordinator} ({detail}); {fix}") from None
+
+
+# What JAX's collectives and coordination service say when another process of the job has died.
+_LOST_PEER_SIGNS = ("Connection reset by peer", "Connection closed by peer", "Socket closed", "heartbeat timeout",
+                    "coordination service", "Gloo ")
+
+
+def lost_peer(error: BaseException) -> str | None:
+    """A short reason if ``error`` is a collective or coordination failure of a multi-process job (another
+    process died or became unreachable), else None."""
+    text = str(error)
+    for sign in _LOST_PEER_SIGNS:  # in order: the most specific phrase names the reason
+        if sign in text:
+            return text[text.index(sign):].splitlines()[0][:120].rstrip(". ")
+    return None

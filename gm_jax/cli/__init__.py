@@ -2,7 +2,8 @@
 
 Every user error (unknown name, bad ``--set``, missing work dir or data, unwritable output) prints one line on
 stderr and exits with status 2; a training stopped by SIGTERM or Ctrl-C saves a checkpoint and exits with
-128 + the signal number. Each sub-command lives in its own module; this one builds the parser.
+128 + the signal number; a process of a multi-process job whose peer died says so in one line and exits with 1.
+Each sub-command lives in its own module; this one builds the parser.
 """
 
 from __future__ import annotations
@@ -148,7 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _leave_job(args, error: Exception, detail: str) -> None:
+    """A collective of a multi-process job failed because another process died: one line, then exit 1 at
+    once (the orderly shutdown would wait minutes for the dead process, and JAX's own error poller would
+    abort this one with a stack trace)."""
+    import jax
+
+    where = f"; the newest checkpoint in {args.workdir} is kept" if args.command == "train" else ""
+    print(f"gm-jax: error: process {jax.process_index()} of {jax.process_count()}: the job lost a process "
+          f"({detail}){where}; see the other processes' logs, then start all of them again with the "
+          "same command", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def main(argv=None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         if hasattr(args, "coordinator"):
@@ -174,4 +191,12 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `gm-jax config vae | head`: the reader left; nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
+    except Exception as e:  # noqa: BLE001 -- only a lost peer is handled; anything else keeps its traceback
+        if getattr(args, "coordinator", None) is None:
+            raise
+        from gm_jax.parallel import lost_peer
+
+        if lost_peer(e) is None:
+            raise
+        _leave_job(args, e, lost_peer(e))
 

@@ -134,7 +134,7 @@ def _evaluate_samples(args) -> int:
             resize=args.resize, domain_dataset=args.domain_dataset, num=args.num, batch_size=args.batch_size,
             key=jax.random.key(args.seed), data_dir=args.data_dir, save_real_stats=args.save_real_stats, mesh=mesh,
             progress=not args.no_progress))
-        if args.save_real_stats and results["num_real"] is not None:
+        if args.save_real_stats and results["num_real"] is not None and jax.process_index() == 0:
             print(f"wrote the real features' statistics (mu, sigma) to {args.save_real_stats}")
     if "nll" in metrics:
         if not run["model"].has_log_prob:
@@ -142,6 +142,8 @@ def _evaluate_samples(args) -> int:
         # the trainer's evaluation: the numbers of results.json
         results.update(evaluation(run["model"], run["dataset"], run["state"], run["train_cfg"], mesh,
                                   progress=not args.no_progress))
+    if jax.process_index() != 0:  # every process computed (collectives); the first reports and writes
+        return 0
     print(format_table({k: v for k, v in results.items() if v is not None}))
     results.update(_provenance(args, metrics, run))
     if args.out or run is None:
@@ -175,6 +177,8 @@ def _evaluate_run(args) -> int:
     state = restore_state(model, dataset, train_cfg, args.workdir, step=args.step)
     step = int(jax.device_get(state.step))
     numbers = evaluation(model, dataset, state, train_cfg, parallel.make_mesh(), progress=not args.no_progress)
+    if jax.process_index() != 0:  # every process computed (collectives); the first reports and writes
+        return 0
     if step != Checkpointer(os.path.join(args.workdir, "checkpoints")).latest_step():  # an older checkpoint
         record = {"model": run["model"], "dataset": run["dataset"], **numbers,
                   **_provenance(args, ["nll"], {"state": state, "model": model, "record": run})}

@@ -40,9 +40,13 @@ def cmd_sample(args) -> int:
     source = sample_source(model, dataset, args.num)  # translation models: the first test images
     first = args.num if source else min(args.num, args.batch_size)
     jax.eval_shape(lambda v, k: model.sample(v, k, first, **kw, **source), eval_variables(state), jax.random.key(0))
-    print(f"sampling {args.num} from the checkpoint of step {int(state.step)}...", file=sys.stderr, flush=True)
+    is_writer = jax.process_index() == 0  # every process of a job draws (a collective); the first writes
+    if is_writer:
+        print(f"sampling {args.num} from the checkpoint of step {int(state.step)}...", file=sys.stderr, flush=True)
     samples = _draw(model, eval_variables(state), jax.random.key(args.seed), args.num, args.batch_size, kw, source,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress and is_writer)
+    if not is_writer:
+        return 0
     if ext == ".npz":
         levels = {"num_levels": dataset.spec.num_levels} if dataset.spec.kind == "image" else {}
         np.savez(args.out, samples=samples, **levels)  # num_levels: how `gm-jax evaluate` scales the pixels
@@ -90,6 +94,8 @@ def _write_interpolations(args, run, model, dataset, train_cfg, kw, ext) -> int:
     paths = jax.jit(lambda v, k: model.interpolate(v, k, args.num, args.interpolate))
     strips = np.asarray(jax.device_get(paths(eval_variables(state), jax.random.key(args.seed))))
     strips = np.swapaxes(strips, 0, 1)  # [num paths, steps, ...]: one row per path
+    if jax.process_index() != 0:  # one writer in a multi-process job
+        return 0
     if ext == ".npz":
         np.savez(args.out, paths=strips)
     else:

@@ -25,7 +25,8 @@ default N(0, I)) and :func:`gm_jax.samplers.reverse_flow_sample` takes the match
 from gm_jax.flows.autoregressive import MaskedAutoregressive, autoregressive_spline_layer, maf_layer
 from gm_jax.flows.base import Bijector, Chain, Repeat, chain, flow_log_prob, repeat
 from gm_jax.flows.conditioners import Conditioner, conv_conditioner, mlp_conditioner
-from gm_jax.flows.coupling import Coupling, additive_coupling, affine_coupling, coupling_mask, spline_coupling
+from gm_jax.flows.coupling import Coupling, additive_coupling, affine_coupling, coupling_mask, spline_coupling, \
+    transformed_elements
 from gm_jax.flows.elementwise import Logit
 from gm_jax.flows.linear import ActNorm, Invertible1x1Conv, Reverse
 from gm_jax.flows.multiscale import MultiScale, Squeeze
@@ -35,7 +36,7 @@ from gm_jax.flows.transformers import Additive, Affine, Spline
 
 __all__ = [
     "Bijector", "Chain", "Repeat", "chain", "repeat", "flow_log_prob",
-    "Coupling", "affine_coupling", "additive_coupling", "spline_coupling", "coupling_mask",
+    "Coupling", "affine_coupling", "additive_coupling", "spline_coupling", "coupling_mask", "transformed_elements",
     "Conditioner", "mlp_conditioner", "conv_conditioner", "Affine", "Additive", "Spline",
     "rational_quadratic_spline", "spline_num_params",
     "ActNorm", "Invertible1x1Conv", "Reverse", "Squeeze", "MultiScale", "Logit",

@@ -70,11 +70,14 @@ class Repeat:
     """``num`` copies of ``block`` with their params stacked on a leading axis [num, ...].
 
     init, forward and inverse are ``lax.scan``s over the copies, so a deep homogeneous flow compiles
-    once per block whatever its depth. The block must keep the shape of its input.
+    once per block whatever its depth. ``unroll=True`` unrolls the scans instead: compilation grows with
+    the depth, but a shallow flow of small layers runs faster (on XLA:CPU a loop costs a 2-d spline flow of
+    8 couplings about 20% per training step). The block must keep the shape of its input.
     """
 
     block: Any
     num: int
+    unroll: bool = False
 
     def init(self, key, x):
         def body(x, k):
@@ -82,7 +85,7 @@ class Repeat:
             x, _ = self.block.forward(p, x)
             return x, p
 
-        _, params = jax.lax.scan(body, x, jax.random.split(key, self.num))
+        _, params = jax.lax.scan(body, x, jax.random.split(key, self.num), unroll=self.unroll)
         return params
 
     def forward(self, params, x):
@@ -91,7 +94,7 @@ class Repeat:
             x, ld = self.block.forward(p, x)
             return (x, log_det + ld), None
 
-        (x, log_det), _ = jax.lax.scan(body, (x, zero_log_det(x)), params)
+        (x, log_det), _ = jax.lax.scan(body, (x, zero_log_det(x)), params, unroll=self.unroll)
         return x, log_det
 
     def inverse(self, params, z):
@@ -100,13 +103,13 @@ class Repeat:
             z, ld = self.block.inverse(p, z)
             return (z, log_det + ld), None
 
-        (z, log_det), _ = jax.lax.scan(body, (z, zero_log_det(z)), params, reverse=True)
+        (z, log_det), _ = jax.lax.scan(body, (z, zero_log_det(z)), params, reverse=True, unroll=self.unroll)
         return z, log_det
 
 
-def repeat(block, num: int) -> Repeat:
-    """``num`` stacked copies of ``block`` (forward applies copy 0 first)."""
-    return Repeat(block, int(num))
+def repeat(block, num: int, *, unroll: bool = False) -> Repeat:
+    """``num`` stacked copies of ``block`` (forward applies copy 0 first); ``unroll``: see :class:`Repeat`."""
+    return Repeat(block, int(num), bool(unroll))
 
 
 def flow_log_prob(bijector, params, x, *, base_log_prob=None):

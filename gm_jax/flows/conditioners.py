@@ -96,36 +96,40 @@ def _layer(key, shape, zero=False):
 
 
 # --------------------------------------------------------------------------------------------- MLP
-def _mlp_init(key, x, *, num_params, hidden, activation, dtype):
+def _mlp_init(key, x, *, num_params, hidden, activation, dtype, outputs):
     if x.ndim != 2:
         raise GMJaxError(f"mlp_conditioner is for vectors [B, D], got shape {tuple(x.shape)}; "
                          "use conv_conditioner for images")
     widths = (x.shape[-1],) + hidden
     keys = jax.random.split(key, len(hidden) + 1)
     params = {f"hidden_{i}": _layer(keys[i], (widths[i], widths[i + 1])) for i in range(len(hidden))}
-    params["out"] = _layer(keys[-1], (widths[-1], x.shape[-1] * num_params), zero=True)
+    params["out"] = _layer(keys[-1], (widths[-1], (outputs or x.shape[-1]) * num_params), zero=True)
     return params
 
 
-def _mlp_apply(params, x, *, num_params, hidden, activation, dtype):
+def _mlp_apply(params, x, *, num_params, hidden, activation, dtype, outputs):
     h = x.astype(dtype)
     for i in range(len(hidden)):
         p = params[f"hidden_{i}"]
         h = activation(h @ p["w"].astype(dtype) + p["b"].astype(dtype))
     out = h @ params["out"]["w"].astype(dtype) + params["out"]["b"].astype(dtype)
-    return out.astype(jnp.float32).reshape(x.shape + (num_params,))
+    return out.astype(jnp.float32).reshape((x.shape[0], outputs or x.shape[-1], num_params))
 
 
 def mlp_conditioner(num_params: int, *, hidden=(64, 64), activation: Callable = jax.nn.silu,
-                    dtype: Any = jnp.float32) -> Conditioner:
-    """Vectors x [B, D] -> raw [B, D, num_params]: dense layers of widths ``hidden`` each followed by
-    ``activation``, then a zero-initialised dense layer to D * num_params (entry (i, p) at i * num_params + p).
+                    dtype: Any = jnp.float32, outputs: int | None = None) -> Conditioner:
+    """Vectors x [B, D] -> raw [B, n, num_params] with n = ``outputs`` (default D): dense layers of widths
+    ``hidden`` each followed by ``activation``, then a zero-initialised dense layer to n * num_params (entry
+    (i, p) at i * num_params + p). A coupling's conditioner needs parameters for its transformed elements
+    only: ``outputs=len(transformed_elements(mask, (D,), parity=...))``.
 
     Params: {"hidden_i": {"w": [fan_in, width], "b": [width]}, "out": {"w", "b"}}, float32 (LeCun-normal
     kernels, zero biases); ``dtype`` is the compute dtype (e.g. bfloat16).
     """
+    if outputs is not None and int(outputs) < 1:
+        raise GMJaxError(f"mlp_conditioner: outputs must be >= 1 elements, got {outputs}")
     return _fixed_pair(_mlp_init, _mlp_apply, num_params=int(num_params), hidden=tuple(int(h) for h in hidden),
-                       activation=activation, dtype=dtype)
+                       activation=activation, dtype=dtype, outputs=None if outputs is None else int(outputs))
 
 
 # ------------------------------------------------------------------------------------ conv ResNet

@@ -5,7 +5,10 @@ elementwise transformer applied where m = 0,
 
     z = m * x + (1 - m) * g(x; conditioner(m * x)),   log_det = sum over m = 0 of log|g'|,
 
-and the inverse needs one conditioner pass since m * z = m * x. Masks (1 marks the conditioning part):
+and the inverse needs one conditioner pass since m * z = m * x. On vectors the conditioner may emit
+parameters for the transformed elements only (raw [B, n_transformed, P] instead of [B, D, P]); the
+transformer then runs on those elements alone, which halves the work of a half mask (flowjax's and nflows'
+couplings compute only that half too). Masks (1 marks the conditioning part):
 ``checkerboard`` and ``channel`` for NHWC images, ``half`` and ``alternating`` for vectors [B, D];
 ``parity`` 1 swaps the roles. Stack couplings with complementary parities so every element is transformed.
 """
@@ -15,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.errors import GMJaxError
-from gm_jax.flows.conditioners import check_conditioner, check_conditioner_init, conditioner_raw
+from gm_jax.flows.conditioners import check_conditioner
+from gm_jax.shapes import check_output
 from gm_jax.flows.transformers import Additive, Affine, Spline
 
 MASKS = ("checkerboard", "channel", "half", "alternating")
@@ -51,6 +56,11 @@ def coupling_mask(kind: str, event_shape: tuple[int, ...], *, parity: int = 0) -
     return keep.astype(np.float32)
 
 
+def transformed_elements(kind: str, event_shape: tuple[int, ...], *, parity: int = 0) -> np.ndarray:
+    """The indices (ascending) of the elements a coupling with this mask transforms (where the mask is 0)."""
+    return np.flatnonzero(coupling_mask(kind, event_shape, parity=parity).reshape(-1) == 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Coupling:
     """Masked coupling with an elementwise ``transformer`` (:class:`~gm_jax.flows.transformers.Affine`,
@@ -58,6 +68,8 @@ class Coupling:
     :class:`~gm_jax.flows.conditioners.Conditioner` ``(init, apply)`` of plain functions with
     ``apply(params, m * x [B, *event]) -> raw [B, *event, transformer.num_params]`` (e.g.
     :func:`~gm_jax.flows.mlp_conditioner`, :func:`~gm_jax.flows.conv_conditioner`, or a hand-written network).
+    On vectors [B, D], raw may instead be [B, n, P] for the n transformed elements only, in the order of
+    :func:`transformed_elements` (``mlp_conditioner(P, outputs=n)``); only those elements are transformed.
     The raw shape is checked at trace time. Params are the conditioner's params."""
 
     conditioner: Any
@@ -72,20 +84,36 @@ class Coupling:
     def _mask(self, x):
         return jnp.asarray(coupling_mask(self.mask, x.shape[1:], parity=self.parity))
 
-    def _hint(self):
-        return f"{type(self.transformer).__name__} needs {self.transformer.num_params} parameters per element"
+    def _compact(self, x, raw, function: str):
+        """The transformed elements' indices if the conditioner emits raw for those only, else None (raw
+        for every element); any other shape raises one line."""
+        p = self.transformer.num_params
+        full = tuple(x.shape) + (p,)
+        if x.ndim == 2:
+            idx = transformed_elements(self.mask, x.shape[1:], parity=self.parity)
+            if tuple(getattr(raw, "shape", ())) == (x.shape[0], len(idx), p):
+                return idx
+            hint = f"; or {(x.shape[0], len(idx), p)} for the {len(idx)} transformed elements only"
+        else:
+            hint = ""
+        check_output(function, "conditioner.apply(params, x)", raw, full,
+                     hint=f"{type(self.transformer).__name__} needs {p} parameters per element{hint}")
+        return None
 
     def init(self, key, x):
         xm = x * self._mask(x)
         params = self.conditioner.init(key, xm)
-        check_conditioner_init("Coupling.init", self.conditioner, params, xm, self.transformer.num_params,
-                               hint=self._hint())
+        self._compact(xm, jax.eval_shape(self.conditioner.apply, params, xm), "Coupling.init")
         return params
 
     def _apply(self, params, x, inverse):
         m = self._mask(x)
-        raw = conditioner_raw("Coupling.inverse" if inverse else "Coupling.forward", self.conditioner, params,
-                              x * m, self.transformer.num_params, hint=self._hint())
+        raw = self.conditioner.apply(params, x * m)
+        idx = self._compact(x, raw, "Coupling.inverse" if inverse else "Coupling.forward")
+        raw = raw.astype(jnp.float32)
+        if idx is not None:  # only the transformed elements
+            y, log_det = self.transformer(x[:, idx], raw, inverse=inverse)
+            return x.at[:, idx].set(y), jnp.sum(log_det, axis=-1)
         y, log_det = self.transformer(x, raw, inverse=inverse)
         z = m * x + (1.0 - m) * y
         return z, jnp.sum(((1.0 - m) * log_det).reshape(x.shape[0], -1), axis=-1)

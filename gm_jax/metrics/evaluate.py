@@ -218,7 +218,7 @@ def evaluate_sample_quality(metrics: str | Sequence[str], *, fake: str | extract
     if real_source is not None:
         real_features = extract.source_features(extractor, real_source, batch_size, mesh, keys, num=num,
                                                 progress=progress)
-        if save_real_stats:
+        if save_real_stats and jax.process_index() == 0:  # one writer in a multi-process job
             save_stats(save_real_stats, *feature_stats(real_features[extractor.features_key]))
     if model is not None:
         n = num or min(len(real_features[extractor.features_key]) if real_features else DEFAULT_NUM_SAMPLES,

@@ -328,9 +328,10 @@ class SplineFlow(_FlowModel):
                              "use --set kind=autoregressive")
         p = F.spline_num_params(config.num_bins)
         if config.kind == "coupling":
-            cond = F.mlp_conditioner(p, hidden=config.hidden)
-            spline = lambda parity: F.spline_coupling(cond, "half", parity=parity, num_bins=config.num_bins,
-                                                      bound=config.spline_bound)
+            def spline(parity):  # the conditioner emits parameters for the transformed half only
+                n = len(F.transformed_elements("half", (spec.num_dims,), parity=parity))
+                return F.spline_coupling(F.mlp_conditioner(p, hidden=config.hidden, outputs=n), "half", parity=parity,
+                                         num_bins=config.num_bins, bound=config.spline_bound)
             block = F.chain(F.Invertible1x1Conv(), spline(0), spline(1))
         else:
             made = flax_conditioner(MADE(p, tuple(config.hidden), zero_init_output=True))

@@ -53,6 +53,8 @@ class TrainConfig(Config):
     eval_features: Literal["auto", "raw", "domain", "inception"] = hparam(
         "auto", "features of eval_sample_metrics (auto: raw for points, the domain classifier for images)")
     eval_num_samples: int = hparam(256, "samples drawn for eval_sample_metrics")
+    steps_per_dispatch: int = hparam(1, "steps per jitted call (a scan over their batches, same results); > 1 "
+                                        "for small models on GPU")
 
     def validate(self):
         check_positive(self, "steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "num_samples",
@@ -75,7 +77,13 @@ class TrainConfig(Config):
             raise GMJaxError(f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}")
         if self.eval_every < 0:
             raise GMJaxError(f"eval_every must be >= 0 (0: no evaluation during training), got {self.eval_every}")
-        check_positive(self, "eval_examples", "eval_num_samples")
+        check_positive(self, "eval_examples", "eval_num_samples", "steps_per_dispatch")
+        k = self.steps_per_dispatch
+        uneven = [f"{name}={getattr(self, name)}" for name in ("log_every", "checkpoint_every", "sample_every",
+                                                               "eval_every") if getattr(self, name) % k]
+        if uneven:  # the loop acts between dispatches only
+            raise GMJaxError(f"{', '.join(uneven)} must be multiples of steps_per_dispatch={k}; set them to "
+                             f"multiples of {k} or lower steps_per_dispatch")
         if self.eval_sample_metrics:
             from gm_jax.metrics.suite import parse_metrics  # one line naming an unknown metric
 

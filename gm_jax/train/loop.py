@@ -15,12 +15,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gm_jax import parallel
-from gm_jax.data.loading import Dataset, batch_indices
+from gm_jax.data.loading import Dataset
 from gm_jax.errors import GMJaxError
 from gm_jax.metrics.likelihood import evaluate_log_likelihood
 from gm_jax.models.base import accepts_kwarg, num_params, param_groups
 from gm_jax.train.checkpoint import Checkpointer
 from gm_jax.train.config import TrainConfig
+from gm_jax.train.feeding import Feeder, compile_steps
 from gm_jax.train.metrics_log import MetricsLog
 from gm_jax.train.optim import learning_rate_schedule, make_optimizer
 from gm_jax.train.periodic_eval import PeriodicEvaluator, evaluation_samples_path
@@ -69,51 +70,6 @@ def abstract_state(model, dataset: Dataset, cfg: TrainConfig, mesh) -> TrainStat
     sharding = parallel.replicated(mesh)
     shapes = jax.eval_shape(lambda: _new_state(model, dataset, cfg))
     return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
-
-
-class _Feeder:
-    """Yields the global batch of a step: gathered on device when the data fits, else read from disk."""
-
-    def __init__(self, dataset: Dataset, cfg: TrainConfig, mesh):
-        self.dataset, self.cfg, self.mesh = dataset, cfg, mesh
-        self.n = dataset.size("train")
-        probe = dataset.read("train", [0])
-        bytes_per_example = sum(v.nbytes for v in probe.values())
-        self.on_device = bytes_per_example * self.n <= cfg.max_device_bytes
-        self.data = None
-        if self.on_device:
-            host = dataset.read("train")
-            self.data = parallel.put_replicated({k: jnp.asarray(v) for k, v in host.items()}, mesh)
-
-    def indices(self, step: int) -> np.ndarray:
-        return batch_indices(self.cfg.seed, step, self.n, self.cfg.batch_size)
-
-    def host_batch(self, step: int):
-        rows = parallel.local_rows(self.indices(step), self.mesh)
-        return parallel.global_batch(self.dataset.read("train", rows), self.mesh)
-
-
-def _compile_step(step, mesh, feeder: _Feeder):
-    """``run_step(state, sums, s) -> (state, sums)``: one jitted update that also adds the step's metrics
-    to ``sums`` on device, so a log point reports the mean over its interval without a transfer per step."""
-    rep, shard = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    add = lambda sums, metrics: jax.tree_util.tree_map(jnp.add, sums, metrics)
-    if feeder.on_device:
-        def device_step(state, sums, data, idx):
-            batch = jax.tree_util.tree_map(lambda a: a[idx], data)
-            state, metrics = step(state, jax.lax.with_sharding_constraint(batch, shard))
-            return state, add(sums, metrics)
-
-        jitted = jax.jit(device_step, in_shardings=(rep, rep, rep, rep), out_shardings=(rep, rep),
-                         donate_argnums=(0, 1))
-        return lambda state, sums, s: jitted(state, sums, feeder.data, feeder.indices(s))
-
-    def host_step(state, sums, batch):
-        state, metrics = step(state, batch)
-        return state, add(sums, metrics)
-
-    jitted = jax.jit(host_step, in_shardings=(rep, rep, shard), out_shardings=(rep, rep), donate_argnums=(0, 1))
-    return lambda state, sums, s: jitted(state, sums, feeder.host_batch(s))
 
 
 def _metric_shapes(step, cfg: TrainConfig, state: TrainState, dataset: Dataset):
@@ -229,11 +185,11 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
     meta = {"model": (run_info or {}).get("model", type(model).__name__.lower()), "dataset": spec.name}
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=cfg.keep_checkpoints)
     state, start, damaged = _resume(model, dataset, cfg, workdir, ckpt, initial_state(model, dataset, cfg, mesh), meta)
-    feeder = _Feeder(dataset, cfg, mesh)
+    feeder = Feeder(dataset, cfg, mesh)
     feeder.indices(start)  # checks batch_size against the data now, before anything is written
     step = make_train_step(model, make_optimizers(model, cfg), cfg.ema_decay, hflip=cfg.hflip)
     metric_shapes = _metric_shapes(step, cfg, state, dataset)
-    run_step = _compile_step(step, mesh, feeder)
+    run_steps = compile_steps(step, mesh, feeder)
     zeros = lambda: parallel.put_replicated(
         jax.tree_util.tree_map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes), mesh)
     is_main = jax.process_index() == 0
@@ -286,10 +242,13 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
         t_last, s_last = t_start, start
         try:
             with StopRequest() as stop:
-                for s in range(start, cfg.steps):
-                    state, sums = run_step(state, sums, s)
-                    done = s + 1
-                    if s == start:  # the first step compiled: time the rest
+                per_dispatch, s = cfg.steps_per_dispatch, start
+                while s < cfg.steps:
+                    # dispatches end on multiples of per_dispatch (a run stopped elsewhere realigns) and at the end
+                    count = min(per_dispatch - s % per_dispatch, cfg.steps - s)
+                    state, sums = run_steps(state, sums, s, count)
+                    done = s + count
+                    if s == start:  # the first dispatch compiled: time the rest
                         jax.block_until_ready(sums)
                         t_last, s_last = time.perf_counter(), done
                     if done % cfg.log_every == 0 or done == cfg.steps:
@@ -312,7 +271,8 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
                     if evaluator is not None and done % cfg.eval_every == 0:
                         evaluate_now(done)
                     t_last += time.perf_counter() - t_pause
-                    bar.update(1)
+                    bar.update(count)
+                    s = done
                     if done != cfg.steps and stop.requested(done):
                         save(done)
                         ckpt.wait()

@@ -402,3 +402,35 @@ def test_wrong_conditioner_output_shape_names_the_function():
     tupled = F.Conditioner(_hand_mlp(2).init, lambda p, x: (x, x))
     with pytest.raises(GMJaxError, match="MaskedAutoregressive.inverse: .* one array of shape"):
         F.maf_layer(tupled).inverse(tupled.init(_key(1), x), x)
+
+
+def test_a_coupling_whose_conditioner_emits_the_transformed_half_only_equals_the_full_form():
+    """raw [B, n, P] for the n transformed elements gives the coupling whose full-form raw [B, D, P] holds
+    those rows (and anything elsewhere); other shapes name both accepted ones. Repeat unrolled equals the scan."""
+    x = jax.random.normal(_key(0), (4, 5))
+    p = F.spline_num_params(4)
+    for mask, parity in (("half", 0), ("alternating", 1)):
+        idx = F.transformed_elements(mask, (5,), parity=parity)
+        compact = F.mlp_conditioner(p, hidden=(8,), outputs=len(idx))
+        params = compact.init(_key(1), x)
+        params["out"] = {"w": 0.3 * jax.random.normal(_key(2), params["out"]["w"].shape), "b": params["out"]["b"]}
+        # the full form: the same rows at the transformed elements, junk where the mask keeps x
+        full = F.Conditioner(compact.init, lambda q, xm: jnp.full(xm.shape + (p,), 7.0).at[:, idx].set(
+            compact.apply(q, xm)))
+        a, b = (F.spline_coupling(c, mask, parity=parity, num_bins=4) for c in (compact, full))
+        both = jax.jit(lambda q, x: [(f.forward(q, x), f.inverse(q, x)) for f in (a, b)])(params, x)
+        for got, want in zip(*map(jax.tree_util.tree_leaves, both)):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+        assert float(jnp.abs(both[0][0][1]).max()) > 1e-2  # not the identity
+    wrong = F.spline_coupling(F.mlp_conditioner(p, hidden=(8,), outputs=4), "half", num_bins=4)
+    with pytest.raises(GMJaxError, match=r"must return shape \(4, 5, 11\), got \(4, 4, 11\); .* or \(4, 3, 11\) "
+                                         r"for the 3 transformed elements only"):
+        wrong.init(_key(1), x)
+    block = F.chain(F.affine_coupling(F.mlp_conditioner(2, hidden=(8,), outputs=3), "half"),
+                    F.affine_coupling(F.mlp_conditioner(2, hidden=(8,), outputs=2), "half", parity=1))
+    rolled, unrolled = F.repeat(block, 3), F.repeat(block, 3, unroll=True)
+    params = jax.jit(rolled.init)(_key(3), x)
+    params = jax.tree_util.tree_map(lambda w: w + 0.1 * jax.random.normal(_key(4), w.shape), params)
+    both = jax.jit(lambda q, x: [(f.forward(q, x), f.inverse(q, x)) for f in (unrolled, rolled)])(params, x)
+    for got, want in zip(*map(jax.tree_util.tree_leaves, both)):
+        np.testing.assert_allclose(got, want, atol=1e-5)

@@ -50,6 +50,8 @@ def test_eight_devices_match_one_device(tmp_path, digits):
     assert moved > 0
 
 
+# ~45 s; the default suite kills and resumes a streaming run in tests/train/test_multiprocess.py (a job of two)
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, digits):
     """SIGKILL a streaming run after a few checkpoints, resume it, compare with a run never interrupted."""
     steps = 60
@@ -256,3 +258,31 @@ def test_hflip_on_points_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(GMJaxError, match="hflip=true flips images; toy2d/moons holds points"):
         fit(model, points, TrainConfig(steps=1, hflip=True), str(tmp_path / "run"), progress=False)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def _params(state):
+    return {jax.tree_util.keystr(p): np.asarray(v) for p, v in
+            jax.tree_util.tree_leaves_with_path(jax.device_get(state.params))}
+
+
+def test_several_steps_per_dispatch_train_exactly_as_one(tmp_path, digits):
+    """steps_per_dispatch=4 (a scan over the batches of 4 steps per call) gives the parameters and logs of one
+    step per call: data on device to step 6 (calls of 4 and 2 steps), then resumed with the data streamed from
+    disk (a call of 2 steps realigns to step 8, then the last 2 steps)."""
+    model = VAE(VAEConfig(hidden=(32,), latent_dim=4), digits.spec)
+    base = dict(steps=10, batch_size=32, lr=3e-3, log_every=4, checkpoint_every=4, num_samples=4)
+    one, four = str(tmp_path / "one"), str(tmp_path / "four")
+    fit(model, digits, TrainConfig(**base), one, progress=False, evaluate=False)
+    fit(model, digits, TrainConfig(**{**base, "steps": 6}, steps_per_dispatch=4), four, progress=False,
+        evaluate=False)
+    cfg = TrainConfig(**base, steps_per_dispatch=4, max_device_bytes=0)
+    fit(model, digits, cfg, four, progress=False, evaluate=False)
+    a, b = (_params(restore_state(model, digits, cfg, run)) for run in (one, four))
+    for k, v in a.items():
+        np.testing.assert_allclose(b[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+    logs = [{r["step"]: r for r in map(json.loads, open(os.path.join(run, "metrics.jsonl")))} for run in (one, four)]
+    assert list(logs[0]) == [4, 8, 10] and list(logs[1]) == [4, 6, 8, 10]
+    for step in (4, 10):  # the same steps averaged (8 averages 7-8 after the resume, 5-8 without)
+        assert logs[1][step]["loss"] == pytest.approx(logs[0][step]["loss"], rel=1e-6)
+    with pytest.raises(Exception, match="must be multiples of steps_per_dispatch=4"):
+        TrainConfig(**{**base, "log_every": 6}, steps_per_dispatch=4)
