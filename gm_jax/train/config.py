@@ -47,6 +47,7 @@ class TrainConfig(Config):
     eval_batch_size: int = hparam(256, "batch size of the test evaluation")
     eval_max_examples: int = hparam(0, "test examples evaluated (0: all)")
     max_device_bytes: int = hparam(1 << 30, "data up to this size stays on device; larger data streams from disk")
+    prefetch_batches: int = hparam(16, "streamed data: batches read ahead by background threads (0: read in the loop)")
     eval_every: int = hparam(0, "> 0: steps between evaluations during training (held-out loss and NLL, samples)")
     eval_examples: int = hparam(256, "held-out examples of each evaluation during training")
     eval_sample_metrics: str = hparam("", "during-training sample quality, e.g. fid,prdc (empty: none)")
@@ -65,6 +66,9 @@ class TrainConfig(Config):
             raise GMJaxError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip < 0 or self.weight_clip < 0 or self.warmup_steps < 0 or self.sample_every < 0:
             raise GMJaxError("grad_clip, weight_clip, warmup_steps and sample_every must be >= 0")
+        if self.prefetch_batches < 0:
+            raise GMJaxError(f"prefetch_batches must be >= 0 (0: read each batch in the loop), got "
+                             f"{self.prefetch_batches}")
         if self.weight_decay < 0 or self.eval_max_examples < 0 or self.max_device_bytes < 0:
             raise GMJaxError("weight_decay, eval_max_examples and max_device_bytes must be >= 0 (max_device_bytes=0 "
                              "streams all data from disk)")

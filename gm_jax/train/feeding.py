@@ -2,7 +2,9 @@
 
 The batch of step ``t`` is a function of (seed, t) only (:func:`gm_jax.data.loading.batch_indices`), so a
 resumed run, a run over more devices or processes, and a run that dispatches several steps at once all see
-the same batches.
+the same batches. Data too large for the device streams from disk through a grain pipeline over the step
+numbers: worker threads read each process's rows of the coming steps (``prefetch_batches`` ahead) while the
+device trains, and the order stays that of the steps.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Feeder:
         probe = dataset.read("train", [0])
         bytes_per_example = sum(v.nbytes for v in probe.values())
         self.on_device = bytes_per_example * self.n <= cfg.max_device_bytes
-        self.data = None
+        self.data, self._ahead, self._next_step = None, None, None
         if self.on_device:
             host = dataset.read("train")
             self.data = parallel.put_replicated({k: jnp.asarray(v) for k, v in host.items()}, mesh)
@@ -37,13 +39,38 @@ class Feeder:
         """[batch_size] example indices of step ``step``."""
         return batch_indices(self.cfg.seed, step, self.n, self.cfg.batch_size)
 
+    def read_step(self, step: int) -> dict[str, np.ndarray]:
+        """This process's rows of the batch of ``step``, read from disk."""
+        return self.dataset.read("train", parallel.local_rows(self.indices(step), self.mesh))
+
     def host_batches(self, first: int, count: int):
         """The batches of steps first .. first + count - 1 read from disk, stacked: [count, batch_size, ...],
-        sharded on the batch axis."""
-        rows = [self.dataset.read("train", parallel.local_rows(self.indices(t), self.mesh))
-                for t in range(first, first + count)]
+        sharded on the batch axis. Consecutive calls are served by one read-ahead pipeline."""
+        if self.cfg.prefetch_batches == 0:
+            rows = [self.read_step(t) for t in range(first, first + count)]
+        else:
+            if self._ahead is None or self._next_step != first:  # the first call, or a jump: start reading at first
+                self.close()
+                self._ahead = iter(_read_ahead(self.read_step, first, self.cfg.steps, self.cfg.prefetch_batches))
+            rows = [next(self._ahead) for _ in range(count)]
+            self._next_step = first + count
         stacked = jax.tree_util.tree_map(lambda *a: np.stack(a), *rows)
         return parallel.global_batch(stacked, self.mesh, batch_axis=1)
+
+    def close(self) -> None:
+        """Stops the read-ahead threads (a no-op when none run)."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
+
+
+def _read_ahead(read_step, first: int, last: int, depth: int):
+    """grain's iterator over read_step(t) for t = first .. last - 1, in order, with up to ``depth`` steps
+    read ahead by as many threads (at most 16)."""
+    import grain
+
+    options = grain.ReadOptions(num_threads=min(depth, 16), prefetch_buffer_size=depth)
+    return grain.MapDataset.range(first, last).map(read_step).to_iter_dataset(options)
 
 
 def compile_steps(step, mesh, feeder: Feeder):

@@ -283,6 +283,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
             ckpt.wait()
         finally:
             bar.close()
+            feeder.close()
             ckpt.close()
             if log is not None:
                 log.close()

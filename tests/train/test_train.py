@@ -286,3 +286,19 @@ def test_several_steps_per_dispatch_train_exactly_as_one(tmp_path, digits):
         assert logs[1][step]["loss"] == pytest.approx(logs[0][step]["loss"], rel=1e-6)
     with pytest.raises(Exception, match="must be multiples of steps_per_dispatch=4"):
         TrainConfig(**{**base, "log_every": 6}, steps_per_dispatch=4)
+
+
+def test_streamed_batches_read_ahead_equal_batches_read_in_the_loop(digits):
+    """The grain read-ahead gives each step's rows in order, also after a jump (a resume elsewhere)."""
+    from gm_jax.train.feeding import Feeder
+
+    mesh = parallel.make_mesh()
+    feeders = [Feeder(digits, TrainConfig(steps=12, batch_size=32, max_device_bytes=0, prefetch_batches=n), mesh)
+               for n in (0, 4)]
+    for first, count in ((0, 2), (2, 3), (9, 2), (11, 1)):  # 5 -> 9 jumps
+        inline, ahead = (jax.device_get(f.host_batches(first, count)) for f in feeders)
+        assert inline["image"].shape == (count, 32, 8, 8, 1)
+        for k in inline:
+            np.testing.assert_array_equal(ahead[k], inline[k])
+        np.testing.assert_array_equal(inline["image"][0], digits.read("train", feeders[0].indices(first))["image"])
+    feeders[1].close()
