@@ -256,7 +256,7 @@ def fit(model, dataset: Dataset, cfg: TrainConfig, workdir: str, *, mesh=None, p
                         means = {k: float(v) / (done - logged) for k, v in jax.device_get(sums).items()}
                         sums, logged = zeros(), done
                         now = time.perf_counter()
-                        rate = (done - s_last) * cfg.batch_size / (now - t_last) if done > s_last else None
+                        rate = (done - s_last) * cfg.batch_size / (now - t_last) if done > s_last and now > t_last else None
                         t_last, s_last = now, done
                         record = {"step": done, **means, **{k: float(f(done - 1)) for k, f in lrs.items()},
                                   "wall_s": wall_before + now - t_start, **({"examples_per_s": rate} if rate else {})}

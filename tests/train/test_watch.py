@@ -189,7 +189,8 @@ class _ClockedDigits(Dataset):
 
 TRACKER_CFG = dict(steps=13, batch_size=32, optimizer="sgd", b1=0.0, lr=0.5, warmup_steps=3, schedule="cosine",
                    final_lr_ratio=0.2, ema_decay=0.9, log_every=5, eval_every=4, eval_examples=96,
-                   eval_batch_size=32, checkpoint_every=4, max_device_bytes=0, num_samples=16)
+                   eval_batch_size=32, checkpoint_every=4, max_device_bytes=0, num_samples=16,
+                   prefetch_batches=0)  # reads in the loop: they drive the fake clock and the kill
 
 
 @pytest.fixture(scope="module")
