@@ -6,8 +6,8 @@ XLA:CPU flags) and in PyTorch when it is installed; prints a table of millisecon
 A 3x3 SAME convolution of channels -> channels on [batch, size, size, channels], the U-Net's most common
 layer. "+ dx" and "+ dw" time the gradient of sum(conv(x, w)^2) with respect to the input or the weights
 (each includes the forward). Each configuration runs in its own process (XLA_FLAGS is read at start-up);
-times are the best of 5 after a warm-up. This is the check behind the README's note that single
-convolutions are not where XLA:CPU loses to PyTorch on the U-Net.
+times are the best of 5 after a warm-up. This is the check behind the README's note that XLA:CPU loses to
+PyTorch on the U-Net's training step in the weight gradients of its convolutions.
 """
 
 from __future__ import annotations
