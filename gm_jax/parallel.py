@@ -100,6 +100,9 @@ def initialize_processes(coordinator: str | None, num_processes: int | None, pro
             jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     except (RuntimeError, ValueError) as e:
         detail = str(e).splitlines()[0][:200].rstrip(".") if str(e) else type(e).__name__
+        if "Failed to start RPC server" in str(e):  # process 0 hosts the coordinator on that port
+            raise GMJaxError(f"could not start the job's coordinator at --coordinator {coordinator} (the port is "
+                             "taken?); pick a free port and pass it to every process") from None
         fix = ("outside SLURM, a TPU pod or another launcher jax.distributed knows, pass --coordinator HOST:PORT "
                "--num-processes N --process-id I" if coordinator == "auto" else "check the address and that "
                "process 0 runs")

@@ -176,10 +176,12 @@ def _evaluate_run(args) -> int:
                          f"--fake {args.workdir} --real {run['dataset']}:test")
     state = restore_state(model, dataset, train_cfg, args.workdir, step=args.step)
     step = int(jax.device_get(state.step))
+    # every process opens the checkpoints (orbax synchronises the processes there) and computes (collectives)
+    latest = Checkpointer(os.path.join(args.workdir, "checkpoints")).latest_step()
     numbers = evaluation(model, dataset, state, train_cfg, parallel.make_mesh(), progress=not args.no_progress)
-    if jax.process_index() != 0:  # every process computed (collectives); the first reports and writes
+    if jax.process_index() != 0:  # the first process reports and writes
         return 0
-    if step != Checkpointer(os.path.join(args.workdir, "checkpoints")).latest_step():  # an older checkpoint
+    if step != latest:  # an older checkpoint
         record = {"model": run["model"], "dataset": run["dataset"], **numbers,
                   **_provenance(args, ["nll"], {"state": state, "model": model, "record": run})}
         record_evaluation(os.path.join(args.workdir, EVALUATIONS_FILE), record)

@@ -86,8 +86,9 @@ class TrainConfig(Config):
         uneven = [f"{name}={getattr(self, name)}" for name in ("log_every", "checkpoint_every", "sample_every",
                                                                "eval_every") if getattr(self, name) % k]
         if uneven:  # the loop acts between dispatches only
-            raise GMJaxError(f"{', '.join(uneven)} must be multiples of steps_per_dispatch={k}; set them to "
-                             f"multiples of {k} or lower steps_per_dispatch")
+            raise GMJaxError(f"{', '.join(uneven)} must be {'a multiple' if len(uneven) == 1 else 'multiples'} of "
+                             f"steps_per_dispatch={k}; set {'it' if len(uneven) == 1 else 'them'} to a multiple of {k} "
+                             "or lower steps_per_dispatch")
         if self.eval_sample_metrics:
             from gm_jax.metrics.suite import parse_metrics  # one line naming an unknown metric
 

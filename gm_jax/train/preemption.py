@@ -26,18 +26,20 @@ class TrainingStopped(GMJaxError):
 
 
 class _SignalHandlers:
-    """Installs ``self._handle`` for SIGTERM and SIGINT inside ``with``; the previous handlers come back on
-    exit. Off the main thread (where Python allows no signal handlers) it installs nothing."""
+    """Installs ``self._handle`` for ``self.signals()`` (SIGTERM and SIGINT) inside ``with``; the previous
+    handlers come back on exit. Off the main thread (where Python allows no signal handlers) it installs
+    nothing."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    def signals(self) -> tuple:
+        return signal.SIGTERM, signal.SIGINT
 
     def _handle(self, signum, frame):
-        raise NotImplementedError
+        raise NotImplementedError  # each subclass says what a signal does
 
     def __enter__(self):
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
+            for s in self.signals():
                 self._previous[s] = signal.signal(s, self._handle)
         return self
 
@@ -50,10 +52,16 @@ class _SignalHandlers:
 
 class StopRequest(_SignalHandlers):
     """``with StopRequest() as stop: ... if stop.requested(step): ...``: a signal only records the request,
-    which the loop polls between steps. Off the main thread it never fires."""
+    which the loop polls between steps. Off the main thread it never fires.
+
+    In a job of several processes SIGTERM is left to JAX's preemption notifier (``jax.distributed`` installs
+    it), whose service makes every process stop at the same step; a Python handler would replace it."""
 
     def __init__(self):
         self.signum = None
+
+    def signals(self) -> tuple:
+        return (signal.SIGINT,) if jax.process_count() > 1 else (signal.SIGTERM, signal.SIGINT)
 
     def _handle(self, signum, frame):
         if signum == signal.SIGINT and self.signum == signal.SIGINT:
@@ -68,7 +76,10 @@ class StopRequest(_SignalHandlers):
 
             try:
                 # the service sees the scheduler's SIGTERM itself; a local flag could stop one process alone
-                return bool(multihost_utils.reached_preemption_sync_point(step))
+                if multihost_utils.reached_preemption_sync_point(step):
+                    self.signum = signal.SIGTERM
+                    return True
+                return False
             except RuntimeError:  # no preemption service: fall back to this process's signal
                 pass
         return self.signum is not None

@@ -3,6 +3,7 @@ evaluates exactly as one process with two devices, and survives losing a process
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -91,15 +92,42 @@ def test_a_job_of_two_processes_survives_a_lost_process_and_matches_one_process_
     a, b = _losses(tmp_path / "single"), _losses(tmp_path / "job")
     assert len(a) == len(b) == 30 and b == pytest.approx(a, rel=1e-5)
 
-    # sample-quality metrics and the test NLL of the job's run: two processes vs one process with two devices
+    # sample-quality metrics and the test NLL of the job's run: two processes vs one process with two devices;
+    # and the run's own evaluation (results.json) by two processes
     outs = _finish([*_start_job([*METRICS, "--fake", tmp_path / "job"]),
-                    _start([*METRICS, "--fake", tmp_path / "job", "--out", tmp_path / "one.json"], devices=2)])
+                    _start([*METRICS, "--fake", tmp_path / "job", "--out", tmp_path / "one.json"], devices=2),
+                    *_start_job(["evaluate", "--workdir", tmp_path / "job", "--no-progress"])])
     _succeeded(*outs)
     assert "wrote" in outs[0][1] and not _own_lines(outs[1][1])
+    assert "test_nll_nats" in outs[3][1] and not _own_lines(outs[4][1])
+    assert json.loads((tmp_path / "job" / "results.json").read_text())["test_nll_nats"] == \
+        pytest.approx(one["test_nll_nats"], rel=1e-5)
     [by_two] = json.loads((tmp_path / "job" / "evaluations.json").read_text())["evaluations"]
     by_one = json.loads((tmp_path / "one.json").read_text())
     for key in ("test_nll_nats", "fid", "kid_mean", "precision", "recall", "density", "coverage"):
         assert by_two[key] == pytest.approx(by_one[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.slow  # ~40 s: two processes trained, stopped and resumed
+def test_sigterm_stops_every_process_of_a_job_at_one_step_and_the_job_resumes(tmp_path):
+    """SIGTERM (a scheduler's preemption) reaches JAX's preemption service, so both processes save the same
+    step, say so and exit 143; the same command then finishes the job."""
+    argv = [*TRAIN, "--steps", "3000", "--workdir", tmp_path / "job"]
+    job = _start_job(argv)
+    _wait_for(tmp_path / "job" / "checkpoints" / "100", job)
+    for p in job:
+        p.send_signal(signal.SIGTERM)
+    outs = _finish(job, timeout=120)
+    steps = set()
+    for code, _, err in outs:
+        last = err.strip().splitlines()[-1]
+        assert code == 143 and last.startswith("gm-jax: SIGTERM at step ") and "run the same command" in last, err
+        steps.add(int(last.split("step ")[1].split(":")[0]))
+    [step] = steps  # the same step on both
+    assert 100 <= step < 3000 and (tmp_path / "job" / "checkpoints" / str(step)).is_dir()
+    resumed = _finish(_start_job([*TRAIN, "--steps", step + 20, "--workdir", tmp_path / "job"]))
+    _succeeded(*resumed)
+    assert json.loads((tmp_path / "job" / "results.json").read_text())["steps"] == step + 20
 
 
 def test_bad_process_flags_are_one_line(capsys, tmp_path):

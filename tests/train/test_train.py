@@ -284,7 +284,7 @@ def test_several_steps_per_dispatch_train_exactly_as_one(tmp_path, digits):
     assert list(logs[0]) == [4, 8, 10] and list(logs[1]) == [4, 6, 8, 10]
     for step in (4, 10):  # the same steps averaged (8 averages 7-8 after the resume, 5-8 without)
         assert logs[1][step]["loss"] == pytest.approx(logs[0][step]["loss"], rel=1e-6)
-    with pytest.raises(Exception, match="must be multiples of steps_per_dispatch=4"):
+    with pytest.raises(Exception, match="log_every=6 must be a multiple of steps_per_dispatch=4"):
         TrainConfig(**{**base, "log_every": 6}, steps_per_dispatch=4)
 
 
