@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gm_jax.errors import GMJaxError
 
 __all__ = ["DATA_AXIS", "make_mesh", "batch_sharding", "replicated", "check_batch_size", "local_rows", "global_batch",
-           "put_replicated", "to_host", "initialize_processes", "lost_peer"]
+           "put_replicated", "to_host", "initialize_processes", "check_same_command", "lost_peer"]
 
 DATA_AXIS = "data"
 
@@ -107,6 +107,24 @@ def initialize_processes(coordinator: str | None, num_processes: int | None, pro
                "--num-processes N --process-id I" if coordinator == "auto" else "check the address and that "
                "process 0 runs")
         raise GMJaxError(f"could not join the job at --coordinator {coordinator} ({detail}); {fix}") from None
+
+
+def check_same_command(command: str) -> None:
+    """Raises one line unless every process of the job was given the same ``command`` (what must agree, as
+    text), compared through one all-gather of its hash; processes that disagree (other --steps, --set, ...)
+    would otherwise hang at a collective or mix two runs. Every process must call it."""
+    if jax.process_count() == 1:
+        return
+    import hashlib
+
+    from jax.experimental import multihost_utils
+
+    digest = np.frombuffer(hashlib.sha256(command.encode()).digest(), np.uint8)
+    hashes = np.asarray(multihost_utils.process_allgather(digest))  # [processes, 32]
+    differ = [i for i in range(len(hashes)) if not np.array_equal(hashes[i], hashes[0])]
+    if differ:
+        raise GMJaxError(f"process {differ[0]} of this job was started with another command than process 0; give "
+                         "every process the same command, with only --process-id changed")
 
 
 # What JAX's collectives and coordination service say when another process of the job has died.

@@ -169,9 +169,12 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if hasattr(args, "coordinator"):
-            from gm_jax.parallel import initialize_processes
+            from gm_jax.parallel import check_same_command, initialize_processes
 
             initialize_processes(args.coordinator, args.num_processes, args.process_id)
+            if args.coordinator is not None:  # what may differ between processes: their id, local folders, bars
+                local = ("process_id", "fn", "data_dir", "compilation_cache", "no_progress")
+                check_same_command(repr(sorted((k, v) for k, v in vars(args).items() if k not in local)))
         if hasattr(args, "compilation_cache"):
             cache = resolve_compilation_cache(args.compilation_cache)
             if args.compilation_cache is not None:  # the commands this one runs (properties -> train) follow it

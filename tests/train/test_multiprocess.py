@@ -130,6 +130,17 @@ def test_sigterm_stops_every_process_of_a_job_at_one_step_and_the_job_resumes(tm
     assert json.loads((tmp_path / "job" / "results.json").read_text())["steps"] == step + 20
 
 
+def test_processes_given_different_commands_stop_at_once_in_one_line(tmp_path):
+    port = _free_port()
+    procs = [_start([*TRAIN, "--steps", steps, "--workdir", tmp_path / "w", "--coordinator", f"127.0.0.1:{port}",
+                     "--num-processes", 2, "--process-id", i]) for i, steps in enumerate((20, 40))]
+    for code, _, err in _finish(procs, timeout=120):
+        assert code == 2 and err.strip().splitlines()[-1] == (
+            "gm-jax: error: process 1 of this job was started with another command than process 0; give every "
+            "process the same command, with only --process-id changed"), err[-2000:]
+    assert not (tmp_path / "w").exists()
+
+
 def test_bad_process_flags_are_one_line(capsys, tmp_path):
     from gm_jax.cli import main
 
