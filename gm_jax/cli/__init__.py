@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _leave_job(args, error: Exception, detail: str) -> None:
+def _leave_job(args, detail: str) -> None:
     """A collective of a multi-process job failed because another process died: one line, then exit 1 at
     once (the orderly shutdown would wait minutes for the dead process, and JAX's own error poller would
     abort this one with a stack trace)."""
@@ -201,5 +201,5 @@ def main(argv=None) -> int:
 
         if lost_peer(e) is None:
             raise
-        _leave_job(args, e, lost_peer(e))
+        _leave_job(args, lost_peer(e))
 
