@@ -1,5 +1,6 @@
-"""Streamed training data: CIFAR-sized batches per second read from TFDS array_record files, with and without
-the trainer's read-ahead pipeline (grain threads); prints a table.
+"""Streamed training data: CIFAR-sized images per second from TFDS array_record files, with and without read-ahead.
+
+The trainer's read-ahead pipeline (grain threads) against reading in the loop; prints a table.
 
     python benchmarks/data_pipeline.py [--examples 10000] [--batch 128] [--steps 100]
 

@@ -6,7 +6,7 @@
 
 Peers: diffusers (the U-Net rows), pytorch-fid (Inception features, Fréchet distance) and flowjax (spline flow);
 install them beside gm-jax (``pip install torch diffusers pytorch-fid flowjax``). A row whose peer is missing
-prints "not installed". Torch peers run in subprocesses (torch and JAX in one process slow each other).
+says "not installed". Torch peers run in subprocesses (torch and JAX in one process slow each other).
 
 Rows (2 CPU-core sizes; ``--full``: Ho et al.'s 35.7M-parameter U-Net at batch 128 in float32 and bfloat16 with
 1000-step sampling of 256 images, and 512 images of Inception features at batch 128):
@@ -57,6 +57,10 @@ BATCH, STEPS = 32, 3  # U-Net and Inception batch; timed train steps
 SPLINE = SplineFlowConfig(num_layers=4, hidden=(64, 64), num_bins=8, spline_bound=4.0)  # 4 blocks x 2 couplings
 POINTS = DataSpec("toy2d/moons", "points", (2,), None, 0)
 SPLINE_BATCH, SPLINE_STEPS, REPEATS = 256, 300, 3  # the best of REPEATS timings of SPLINE_STEPS steps
+
+
+PEERS = ("diffusers UNet2DModel", "diffusers", "pytorch-fid", "pytorch-fid (scipy sqrtm)", "flowjax",
+         "flowjax coupling_flow")  # row notes that name a peer: "not installed" is added when it is missing
 
 
 def _has(module: str) -> bool:
@@ -141,7 +145,7 @@ def inception_rows(num: int = BATCH, batch: int = BATCH):
 def frechet_rows():
     mu1, s1, mu2, s2 = frechet_stats()
     ours = _seconds(lambda: frechet_distance(mu1, s1, mu2, s2))
-    peer, note = None, "scipy sqrtm"
+    peer, note = None, "pytorch-fid (scipy sqrtm)"
     if _has("pytorch_fid"):
         from pytorch_fid.fid_score import calculate_frechet_distance
 
@@ -281,7 +285,7 @@ def main(argv=None) -> int:
         p.error(f"unknown rows {', '.join(unknown)}; choose from {', '.join(ROWS)}")
     dev = jax.devices()[0]
     print(f"device: {dev.platform} {dev.device_kind} x{jax.device_count()}, {os.cpu_count()} CPU cores")
-    print("| work | unit | gm-jax | peer | gm-jax / peer | peer, notes |\n|---|---|---|---|---|---|")
+    print("| work | unit | gm-jax | peer | speed ratio (> 1: gm-jax faster) | peer, notes |\n|---|---|---|---|---|---|")
     table = []
     for name in names:
         for work, unit, ours, peer, note, higher_better in (FULL if args.full else ROWS)[name]():
@@ -292,9 +296,10 @@ def main(argv=None) -> int:
                               f, indent=1)
             if isinstance(peer, (int, float)):
                 ratio = ours / peer if higher_better else peer / ours  # > 1: gm-jax is faster
-                ratio = f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}"
+                ratio = f"{ratio:.2f}x"
             else:
                 ratio = "-" if peer is None else "peer failed"
+                note = f"{note}: not installed" if peer is None and note in PEERS else note
                 note = note if peer is None or not isinstance(peer, str) else f"{note}: {peer}"
                 peer = None if isinstance(peer, str) else peer
             print(f"| {work} | {unit} | {_fmt(ours)} | {_fmt(peer)} | {ratio} | {note} |", flush=True)

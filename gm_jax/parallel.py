@@ -124,7 +124,8 @@ def check_same_command(command: str) -> None:
     differ = [i for i in range(len(hashes)) if not np.array_equal(hashes[i], hashes[0])]
     if differ:
         raise GMJaxError(f"process {differ[0]} of this job was started with another command than process 0; give "
-                         "every process the same command, with only --process-id changed")
+                         "every process the same command (only --process-id, --data-dir, --compilation-cache and "
+                         "--no-progress may differ)")
 
 
 # What JAX's collectives and coordination service say when another process of the job has died.

@@ -137,7 +137,8 @@ def test_processes_given_different_commands_stop_at_once_in_one_line(tmp_path):
     for code, _, err in _finish(procs, timeout=120):
         assert code == 2 and err.strip().splitlines()[-1] == (
             "gm-jax: error: process 1 of this job was started with another command than process 0; give every "
-            "process the same command, with only --process-id changed"), err[-2000:]
+            "process the same command (only --process-id, --data-dir, --compilation-cache and --no-progress may "
+            "differ)"), err[-2000:]
     assert not (tmp_path / "w").exists()
 
 
