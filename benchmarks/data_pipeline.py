@@ -35,14 +35,12 @@ from gm_jax.data import load_dataset  # noqa: E402
 from gm_jax.train import TrainConfig  # noqa: E402
 from gm_jax.train.feeding import Feeder  # noqa: E402
 
-EXAMPLES = [10_000]  # set by --examples before the dataset is prepared
-
-
 class RandomCifarSized(tfds.core.GeneratorBasedBuilder):
     """Random 32x32x3 uint8 images with labels in array_record files, zlib-compressed (TFDS's cifar10 stores
     PNG, whose encoder needs TensorFlow; both are decoded per example on read)."""
 
     VERSION = tfds.core.Version("1.0.0")
+    num_examples = 10_000  # main() sets it from --examples before preparing
 
     def _info(self):
         return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
@@ -50,7 +48,7 @@ class RandomCifarSized(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.ClassLabel(num_classes=10)}))
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(EXAMPLES[0])}
+        return {"train": self._generate_examples(self.num_examples)}
 
     def _generate_examples(self, num):
         rng = np.random.default_rng(0)
@@ -81,7 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--step-ms", type=float, default=20.0,
                    help="milliseconds a training step keeps the device busy (default: %(default)s)")
     args = p.parse_args(argv)
-    EXAMPLES[0] = args.examples
+    RandomCifarSized.num_examples = args.examples
     with tempfile.TemporaryDirectory() as data_dir:
         start = time.perf_counter()
         RandomCifarSized(data_dir=data_dir, file_format="array_record").download_and_prepare()

@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from diffusion import bench as diffusion_bench  # noqa: E402  (this script's neighbours)
+from diffusion import bench as diffusion_bench, timed  # noqa: E402  (this script's neighbours)
 from metrics import frechet_stats, jax_extraction  # noqa: E402
 from recipes import run_diffusers_peer, trainer_rates  # noqa: E402
 from gm_jax.data.loading import DataSpec  # noqa: E402
@@ -65,15 +65,6 @@ PEERS = ("diffusers UNet2DModel", "diffusers", "pytorch-fid", "pytorch-fid (scip
 
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
-
-
-def _seconds(fn, repeats: int = 1) -> float:
-    jax.block_until_ready(fn())  # warm-up: compiles
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats
 
 
 def _python(code: str, *args) -> dict:
@@ -112,7 +103,7 @@ def unet_rows():
     x, t = jnp.zeros((BATCH, *CIFAR.shape)), jnp.full((BATCH,), 500)
     params = jax.jit(net.init)(jax.random.key(0), x, t)
     forward = jax.jit(lambda p, x, t: net.apply(p, x, t))
-    forward_rate = BATCH / _seconds(lambda: forward(params, x, t), repeats=STEPS)
+    forward_rate = BATCH / timed(forward, params, x, t, repeats=STEPS)
     peer = run_diffusers_peer(UNET, CIFAR.shape, batch=BATCH, steps=STEPS, samples=0) if _has("diffusers") else None
     pick = lambda key: None if peer is None else peer.get(key, peer.get("error"))
     size = f"{sum(p.size for p in jax.tree_util.tree_leaves(params)) / 1e6:.1f}M params, batch {BATCH}"
@@ -144,32 +135,47 @@ def inception_rows(num: int = BATCH, batch: int = BATCH):
 
 def frechet_rows():
     mu1, s1, mu2, s2 = frechet_stats()
-    ours = _seconds(lambda: frechet_distance(mu1, s1, mu2, s2))
+    ours = timed(frechet_distance, mu1, s1, mu2, s2)
     peer, note = None, "pytorch-fid (scipy sqrtm)"
     if _has("pytorch_fid"):
         from pytorch_fid.fid_score import calculate_frechet_distance
 
-        peer = _seconds(lambda: calculate_frechet_distance(mu1, s1, mu2, s2))
+        peer = timed(calculate_frechet_distance, mu1, s1, mu2, s2)
         diff = abs(frechet_distance(mu1, s1, mu2, s2) / calculate_frechet_distance(mu1, s1, mu2, s2) - 1)
         note = f"pytorch-fid (scipy sqrtm); FIDs agree to {diff:.0e}"
     return [("Fréchet distance, 2048-d", "s", ours, peer, note, False)]
 
 
-def _best_rate(run, state) -> float:
-    """Steps/s of ``run(state) -> state`` (SPLINE_STEPS steps): the best of REPEATS timings after a warm-up."""
-    state = jax.block_until_ready(run(state))
-    best = float("inf")
+def _adam_rate(loss, params) -> float:
+    """Train steps/s of optax Adam on ``loss(params)``, the (params, opt state) pair donated: the best of
+    REPEATS timings of SPLINE_STEPS steps after a warm-up."""
+    import optax
+
+    opt = optax.adam(1e-3)
+
+    def step(state):
+        params, opt_state = state
+        updates, opt_state = opt.update(jax.grad(loss)(params), opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    step = jax.jit(step, donate_argnums=0)
+
+    def run(state):
+        for _ in range(SPLINE_STEPS):
+            state = step(state)
+        return jax.block_until_ready(state)
+
+    state, best = run((params, opt.init(params))), float("inf")
     for _ in range(REPEATS):
         start = time.perf_counter()
-        state = jax.block_until_ready(run(state))
+        state = run(state)
         best = min(best, time.perf_counter() - start)
     return SPLINE_STEPS / best
 
 
 def flowjax_spline_rate() -> float:
-    """flowjax's coupling spline flow of the same size, an optax Adam step, eqx.filter_jit: steps/s."""
+    """flowjax's coupling spline flow of the same size (its ``coupling_flow``): steps/s."""
     import equinox as eqx
-    import optax
     from flowjax.bijections import RationalQuadraticSpline
     from flowjax.distributions import Normal
     from flowjax.flows import coupling_flow
@@ -178,26 +184,12 @@ def flowjax_spline_rate() -> float:
                          transformer=RationalQuadraticSpline(knots=SPLINE.num_bins, interval=SPLINE.spline_bound),
                          nn_width=SPLINE.hidden[0], nn_depth=len(SPLINE.hidden))
     params, static = eqx.partition(flow, eqx.is_inexact_array)
-    opt = optax.adam(1e-3)
     x = jax.random.normal(jax.random.key(1), (SPLINE_BATCH, 2))
-
-    @jax.jit
-    def step(params, opt_state):
-        loss = lambda p: -jnp.mean(eqx.combine(p, static).log_prob(x))
-        grads = jax.grad(loss)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    state = (params, opt.init(params))
-    run = lambda state: [state := step(*state) for _ in range(SPLINE_STEPS)][-1]
-    return _best_rate(run, state)
+    return _adam_rate(lambda p: -jnp.mean(eqx.combine(p, static).log_prob(x)), params)
 
 
 def library_spline_rate() -> float:
-    """The same 8 spline couplings through gm_jax.flows directly (no LU layers): -mean log p, optax Adam,
-    the (params, opt state) pair donated: steps/s."""
-    import optax
-
+    """The same 8 spline couplings through gm_jax.flows directly (no LU layers, ``repeat`` unrolled): steps/s."""
     from gm_jax import flows as F
 
     def spline(parity):
@@ -207,23 +199,7 @@ def library_spline_rate() -> float:
 
     flow = F.repeat(F.chain(spline(0), spline(1)), SPLINE.num_layers, unroll=True)
     x = jax.random.normal(jax.random.key(1), (SPLINE_BATCH, 2))
-    opt = optax.adam(1e-3)
-
-    def step(state):
-        params, opt_state = state
-        grads = jax.grad(lambda p: -jnp.mean(F.flow_log_prob(flow, p, x)))(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    step = jax.jit(step, donate_argnums=0)
-    params = flow.init(jax.random.key(0), x)
-
-    def run(state):
-        for _ in range(SPLINE_STEPS):
-            state = step(state)
-        return state
-
-    return _best_rate(run, (params, opt.init(params)))
+    return _adam_rate(lambda p: -jnp.mean(F.flow_log_prob(flow, p, x)), flow.init(jax.random.key(0), x))
 
 
 def spline_rows():

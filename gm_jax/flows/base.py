@@ -72,7 +72,7 @@ class Repeat:
     init, forward and inverse are ``lax.scan``s over the copies, so a deep homogeneous flow compiles
     once per block whatever its depth. ``unroll=True`` unrolls the scans instead: compilation grows with
     the depth, but a shallow flow of small layers runs faster (on XLA:CPU a loop costs a 2-d spline flow of
-    8 couplings about 20% per training step). The block must keep the shape of its input.
+    8 couplings 10-25% per training step). The block must keep the shape of its input.
     """
 
     block: Any

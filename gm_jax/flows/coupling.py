@@ -24,8 +24,8 @@ import numpy as np
 
 from gm_jax.errors import GMJaxError
 from gm_jax.flows.conditioners import check_conditioner
-from gm_jax.shapes import check_output
 from gm_jax.flows.transformers import Additive, Affine, Spline
+from gm_jax.shapes import check_output
 
 MASKS = ("checkerboard", "channel", "half", "alternating")
 
